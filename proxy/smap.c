@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: MIT
+#include "smap.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static const char tomb_key[] = "";
+#define TOMB tomb_key
+
+static size_t find(const struct smap *m, const char *key, bool *found)
+{
+	size_t mask = m->cap - 1, i = hash_str(key) & mask, first_tomb = SIZE_MAX;
+
+	for (;; i = (i + 1) & mask) {
+		const char *k = m->v[i].key;
+		if (!k) {
+			*found = false;
+			return first_tomb != SIZE_MAX ? first_tomb : i;
+		}
+		if (k == TOMB) {
+			if (first_tomb == SIZE_MAX)
+				first_tomb = i;
+		} else if (!strcmp(k, key)) {
+			*found = true;
+			return i;
+		}
+	}
+}
+
+static int grow(struct smap *m)
+{
+	struct smap nm = {.cap = m->cap ? m->cap * 2 : 64};
+	bool found;
+
+	if (m->cap && (m->n + 1) * 2 < m->cap)
+		nm.cap = m->cap;
+	nm.v = calloc(nm.cap, sizeof(*nm.v));
+	if (!nm.v)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->v[i].key && m->v[i].key != TOMB) {
+			nm.v[find(&nm, m->v[i].key, &found)] = m->v[i];
+			nm.n++;
+		}
+	free(m->v);
+	*m = nm;
+	return 0;
+}
+
+void *smap_get(const struct smap *m, const char *key)
+{
+	bool found;
+	size_t i;
+
+	if (!m->cap)
+		return NULL;
+	i = find(m, key, &found);
+	return found ? m->v[i].val : NULL;
+}
+
+int smap_put(struct smap *m, const char *key, void *val)
+{
+	bool found;
+	size_t i;
+
+	if ((m->n + m->tomb + 1) * 4 >= m->cap * 3 && grow(m))
+		return -ENOMEM;
+	i = find(m, key, &found);
+	if (!found) {
+		if (m->v[i].key == TOMB)
+			m->tomb--;
+		m->n++;
+	}
+	m->v[i].key = key;
+	m->v[i].val = val;
+	return 0;
+}
+
+void *smap_del(struct smap *m, const char *key)
+{
+	bool found;
+	size_t i;
+	void *val;
+
+	if (!m->cap)
+		return NULL;
+	i = find(m, key, &found);
+	if (!found)
+		return NULL;
+	val = m->v[i].val;
+	m->v[i].key = TOMB;
+	m->v[i].val = NULL;
+	m->n--;
+	m->tomb++;
+	return val;
+}
+
+void smap_free(struct smap *m)
+{
+	free(m->v);
+	memset(m, 0, sizeof(*m));
+}
+
+struct smap_ent *smap_next(const struct smap *m, size_t *cursor)
+{
+	while (*cursor < m->cap) {
+		struct smap_ent *e = &m->v[(*cursor)++];
+		if (e->key && e->key != TOMB)
+			return e;
+	}
+	return NULL;
+}

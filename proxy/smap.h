@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/* A string-keyed hash map of borrowed keys to pointers (open addressing).
+ * Keys are not copied: they must live as long as their entry. */
+#ifndef SVCD_SMAP_H
+#define SVCD_SMAP_H
+
+#include <stddef.h>
+
+struct smap_ent {
+	const char *key;
+	void *val;
+};
+
+struct smap {
+	struct smap_ent *v;
+	size_t cap, n, tomb;
+};
+
+void *smap_get(const struct smap *m, const char *key);
+int smap_put(struct smap *m, const char *key, void *val); /* replaces */
+void *smap_del(struct smap *m, const char *key);
+void smap_free(struct smap *m);
+/* Iterate: returns the next entry at or after *cursor, or NULL. */
+struct smap_ent *smap_next(const struct smap *m, size_t *cursor);
+
+#endif
