@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: MIT
+/* The endpoints controller: resolves each service port to the addresses and
+ * target ports behind it, from running pods (services with a selector) or
+ * from Endpoints and EndpointSlice objects (services without one). */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "state.h"
+
+/* The port an endpoint serves for service port sp, or 0 when it has none. */
+static uint16_t resolve_port(const struct svc_port *sp, const struct svc_ep_port *ports,
+			     uint32_t n, bool from_pod)
+{
+	if (from_pod && !sp->target_name)
+		return sp->target_port;
+	for (uint32_t i = 0; i < n; i++) {
+		const char *want = sp->target_name && from_pod ? sp->target_name : sp->name;
+		if (ports[i].proto == sp->proto && !strcmp(ports[i].name, want))
+			return ports[i].port;
+	}
+	/* An Endpoints subset with a single unnamed port serves an unnamed service port. */
+	if (!from_pod && n == 1 && !*ports[0].name && !*sp->name && ports[0].proto == sp->proto)
+		return ports[0].port;
+	return 0;
+}
+
+static int add_target(struct svc_port_targets *t, const struct svc_target *tg)
+{
+	/* Capacity is implicit: 4, then doubling at each power of two. */
+	if (!t->n || (t->n >= 4 && !(t->n & (t->n - 1)))) {
+		uint32_t cap = t->n ? t->n * 2 : 4;
+		struct svc_target *v = realloc(t->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		t->v = v;
+	}
+	t->v[t->n++] = *tg;
+	return 0;
+}
+
+static void add_endpoint(struct svc_service *s, const struct svc_addr *addr, bool ready,
+			 const char *host, const char *node, const struct svc_ep_port *ports,
+			 uint32_t nports, bool from_pod)
+{
+	for (uint32_t p = 0; p < s->nports; p++) {
+		struct svc_target tg = {.addr = *addr, .ready = ready, .hostname = host, .node = node};
+		tg.port = resolve_port(&s->ports[p], ports, nports, from_pod);
+		if (tg.port)
+			add_target(&s->targets[p], &tg);
+	}
+}
+
+static void from_pods(struct svc_state *st, const struct svc_obj *svc)
+{
+	struct svc_service *s = svc->u.svc;
+	struct svc_obj *o;
+	size_t cur = 0;
+
+	while ((o = model_iter(st->model, KIND_POD, &cur))) {
+		const struct svc_pod *p = o->u.pod;
+		if (strcmp(o->ns, svc->ns) || !p->ip.family || p->phase != POD_RUNNING ||
+		    !labels_match(&s->selector, &o->labels))
+			continue;
+		for (uint32_t c = 0; c < p->ncontainers; c++) {
+			/* Container ports only matter for named targetPorts; numeric
+			 * ones apply to the pod as a whole, so take the first container. */
+			if (c > 0 && !p->containers[c].nports)
+				continue;
+			add_endpoint(s, &p->ip, p->ready, o->name, p->node_name,
+				     p->containers[c].ports, p->containers[c].nports, true);
+			break;
+		}
+	}
+}
+
+static void from_epset(struct svc_service *s, const struct svc_epset *set)
+{
+	for (uint32_t i = 0; i < set->n; i++) {
+		const struct svc_endpoint *ep = &set->v[i];
+		add_endpoint(s, &ep->addr, ep->ready, ep->hostname, ep->node, ep->ports, ep->nports,
+			     false);
+	}
+}
+
+static void from_objects(struct svc_state *st, const struct svc_obj *svc)
+{
+	struct svc_obj *o = model_get(st->model, KIND_ENDPOINTS, svc->ns, svc->name);
+	size_t cur = 0;
+
+	if (o)
+		from_epset(svc->u.svc, o->u.eps);
+	while ((o = model_iter(st->model, KIND_ENDPOINTSLICE, &cur)))
+		if (!strcmp(o->ns, svc->ns) && !strcmp(o->u.eps->service, svc->name))
+			from_epset(svc->u.svc, o->u.eps);
+}
+
+static void count_ready(struct svc_service *s)
+{
+	s->ready_addrs = 0;
+	if (!s->nports)
+		return;
+	/* Every port sees the same endpoint addresses; count distinct ready ones
+	 * in the port with the most targets. */
+	uint32_t best = 0;
+	for (uint32_t p = 1; p < s->nports; p++)
+		if (s->targets[p].n > s->targets[best].n)
+			best = p;
+	const struct svc_port_targets *t = &s->targets[best];
+	for (uint32_t i = 0; i < t->n; i++) {
+		bool dup = false;
+		if (!t->v[i].ready)
+			continue;
+		for (uint32_t j = 0; j < i && !dup; j++)
+			dup = t->v[j].ready && addr_eq(&t->v[j].addr, &t->v[i].addr);
+		s->ready_addrs += !dup;
+	}
+}
+
+void endpoints_service_changed(struct svc_state *st, struct svc_obj *svc)
+{
+	struct svc_service *s = svc->u.svc;
+
+	if (s->targets)
+		for (uint32_t p = 0; p < s->nports; p++)
+			free(s->targets[p].v);
+	free(s->targets);
+	s->targets = calloc(s->nports + 1, sizeof(*s->targets));
+	s->ready_addrs = 0;
+	if (!s->targets || s->type == SVC_EXTERNAL_NAME)
+		return;
+	if (s->has_selector)
+		from_pods(st, svc);
+	else
+		from_objects(st, svc);
+	count_ready(s);
+}
+
+void endpoints_source_changed(struct svc_state *st, const struct svc_obj *src,
+			      void (*touched)(void *ctx, struct svc_obj *svc), void *ctx)
+{
+	struct svc_obj *svc;
+	size_t cur = 0;
+
+	if (src->kind != KIND_POD) {
+		svc = model_get(st->model, KIND_SERVICE, src->ns, src->u.eps->service);
+		if (svc && !svc->u.svc->has_selector) {
+			endpoints_service_changed(st, svc);
+			touched(ctx, svc);
+		}
+		return;
+	}
+	while ((svc = model_iter(st->model, KIND_SERVICE, &cur)))
+		if (svc->u.svc->has_selector && !strcmp(svc->ns, src->ns) &&
+		    labels_match(&svc->u.svc->selector, &src->labels)) {
+			endpoints_service_changed(st, svc);
+			touched(ctx, svc);
+		}
+}

@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: MIT
+/* The desired state end to end in one process: apply is all-or-nothing,
+ * allocations survive a reload, files on disk are validated on load. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "state.h"
+#include "unit.h"
+
+static char dir[64];
+
+static void open_state(struct svc_state *st, const char *cidr)
+{
+	struct state_config cfg = {.state_dir = dir,
+				   .service_cidr = cidr,
+				   .node_port_lo = 30000,
+				   .node_port_hi = 32767};
+	struct svc_err e = {0};
+
+	CHECK(state_open(st, &cfg, &e) == 0);
+	CHECK(state_load(st, &e) == 0);
+}
+
+static int count_files(void)
+{
+	char path[128];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/objects", dir);
+	if (!(d = opendir(path)))
+		return -1;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static int apply(struct svc_state *st, const char *text, struct svc_err *e, const char **action)
+{
+	struct state_results res;
+	struct svc_warn w = {0};
+	static char last[32];
+	int r = state_apply(st, "t.yaml", text, strlen(text), &res, &w, e);
+
+	if (!r && res.n && action) {
+		snprintf(last, sizeof(last), "%s", res.v[0].action);
+		*action = last;
+	}
+	state_results_free(&res);
+	svc_warn_free(&w);
+	return r;
+}
+
+static const char *cluster_ip(struct svc_state *st, const char *name, char buf[static 46])
+{
+	struct svc_obj *o = model_get(st->model, KIND_SERVICE, "default", name);
+	return o ? addr_fmt(&o->u.svc->cluster_ip, buf) : "(missing)";
+}
+
+#define SVC(name, port) \
+	"apiVersion: v1\nkind: Service\nmetadata:\n  name: " name "\nspec:\n  ports:\n  - port: " port "\n"
+
+static void test_all_or_nothing(void)
+{
+	struct svc_state st;
+	struct svc_err e = {0};
+
+	open_state(&st, "10.96.0.0/16");
+	CHECK(apply(&st, SVC("good", "80") "---\n" SVC("bad", "70000"), &e, NULL) == -EINVAL);
+	CHECK_STR(e.msg, "t.yaml: document 2 (Service default/bad): spec.ports[0].port: must be "
+			 "1-65535, got 70000");
+	CHECK(model_count(st.model, KIND_SERVICE) == 0);
+	CHECK(count_files() == 0);
+	CHECK(st.alloc.ips.used == 2); /* nothing taken but network and broadcast */
+	CHECK(apply(&st, "a: [", &e, NULL) < 0);
+	CHECK_HAS(e.msg, "t.yaml: line ");
+	state_close(&st);
+}
+
+static void test_restart_keeps_allocations(void)
+{
+	struct svc_state st;
+	struct svc_err e = {0};
+	const char *action = NULL;
+	char ip1[46], ip2[46], b[46];
+	struct svc_obj *o;
+	uint16_t np;
+
+	open_state(&st, "10.96.0.0/16");
+	CHECK(apply(&st, SVC("one", "80") "---\n" SVC("two", "81") "  type: NodePort\n", &e, &action) == 0);
+	CHECK_STR(action, "created");
+	snprintf(ip1, sizeof(ip1), "%s", cluster_ip(&st, "one", b));
+	snprintf(ip2, sizeof(ip2), "%s", cluster_ip(&st, "two", b));
+	o = model_get(st.model, KIND_SERVICE, "default", "two");
+	np = o ? o->u.svc->ports[0].node_port : 0;
+	CHECK(np >= 30000);
+	CHECK(apply(&st, SVC("one", "80"), &e, &action) == 0);
+	CHECK_STR(action, "unchanged");
+	CHECK(apply(&st, SVC("one", "8080"), &e, &action) == 0);
+	CHECK_STR(action, "configured");
+	CHECK_STR(cluster_ip(&st, "one", b), ip1);
+	state_close(&st);
+
+	open_state(&st, "10.96.0.0/16");
+	CHECK(model_count(st.model, KIND_SERVICE) == 2);
+	CHECK_STR(cluster_ip(&st, "one", b), ip1);
+	CHECK_STR(cluster_ip(&st, "two", b), ip2);
+	o = model_get(st.model, KIND_SERVICE, "default", "two");
+	CHECK(o && o->u.svc->ports[0].node_port == np);
+	CHECK(o && o->generation == 1);
+	/* A new service does not get an address the reloaded ones hold. */
+	CHECK(apply(&st, SVC("three", "80"), &e, NULL) == 0);
+	CHECK(strcmp(cluster_ip(&st, "three", b), ip1) && strcmp(cluster_ip(&st, "three", b), ip2));
+	/* The ClusterIP is immutable. */
+	CHECK(apply(&st, SVC("one", "80") "  clusterIP: 10.96.9.9\n", &e, NULL) == -EINVAL);
+	CHECK_HAS(e.msg, "spec.clusterIP: field is immutable");
+	state_results_free(&(struct state_results){0});
+	struct state_results res;
+	CHECK(state_delete(&st, KIND_SERVICE, "default", "three", &res, &e) == 0);
+	state_results_free(&res);
+	CHECK(state_delete(&st, KIND_SERVICE, "default", "three", &res, &e) == -ENOENT);
+	CHECK_STR(e.msg, "services \"three\" not found");
+	state_close(&st);
+}
+
+static void test_bad_files_skipped(void)
+{
+	struct svc_state st;
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/objects/broken.json", dir);
+	f = fopen(path, "w");
+	fputs("{\"apiVersion\": \"v1\", \"kind\": \"Service\",", f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/objects/dup.yaml", dir);
+	f = fopen(path, "w");
+	fputs(SVC("one", "80"), f);
+	fclose(f);
+	open_state(&st, "10.96.0.0/16");
+	CHECK(model_count(st.model, KIND_SERVICE) == 2);
+	CHECK(st.bad_files.n == 2);
+	CHECK(smap_get(&st.bad_files, "broken.json") != NULL);
+	CHECK_HAS(smap_get(&st.bad_files, "dup.yaml"), "already defined by");
+	state_close(&st);
+	CHECK(access(path, F_OK) == 0); /* never deleted */
+}
+
+static void test_exhaustion_message(void)
+{
+	struct svc_state st;
+	struct svc_err e = {0};
+
+	open_state(&st, "10.96.0.0/30");
+	CHECK(apply(&st, SVC("a", "80") "---\n" SVC("b", "80") "---\n" SVC("c", "80"), &e, NULL) ==
+	      -ENOSPC);
+	CHECK_HAS(e.msg, "document 3 (Service default/c): spec.clusterIP: no free address in the "
+			 "service CIDR 10.96.0.0/30");
+	CHECK(model_count(st.model, KIND_SERVICE) == 0);
+	state_close(&st);
+}
+
+static void test_write_failure_is_atomic(void)
+{
+	struct svc_state st;
+	struct svc_err e = {0};
+	struct rlimit old, small = {.rlim_cur = 300, .rlim_max = RLIM_INFINITY};
+	char big[2048];
+	int before;
+	size_t nsvc, used;
+
+	open_state(&st, "10.96.0.0/16");
+	CHECK(apply(&st, SVC("keep", "80"), &e, NULL) == 0);
+	before = count_files();
+	nsvc = model_count(st.model, KIND_SERVICE);
+	used = st.alloc.ips.used;
+	/* The second object cannot be written: neither may land. */
+	snprintf(big, sizeof(big),
+		 SVC("new1", "80") "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: new2\n"
+				   "  annotations:\n    x: '%0900d'\nspec:\n  ports:\n  - port: 80\n",
+		 0);
+	signal(SIGXFSZ, SIG_IGN);
+	getrlimit(RLIMIT_FSIZE, &old);
+	small.rlim_max = old.rlim_max;
+	setrlimit(RLIMIT_FSIZE, &small);
+	CHECK(apply(&st, big, &e, NULL) < 0);
+	setrlimit(RLIMIT_FSIZE, &old);
+	CHECK_HAS(e.msg, "writing");
+	CHECK(count_files() == before);
+	CHECK(model_count(st.model, KIND_SERVICE) == nsvc);
+	CHECK(st.alloc.ips.used == used);
+	state_close(&st);
+}
+
+static void remove_dir(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (dir[0] && system(cmd))
+		fprintf(stderr, "could not remove %s\n", dir);
+	dir[0] = '\0';
+}
+
+static int fresh_dir(void)
+{
+	remove_dir();
+	snprintf(dir, sizeof(dir), "/tmp/svcd-unit-XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+int main(void)
+{
+	atexit(remove_dir);
+	if (fresh_dir())
+		return 1;
+	test_all_or_nothing();
+	test_restart_keeps_allocations();
+	test_bad_files_skipped();
+	test_write_failure_is_atomic();
+	if (fresh_dir())
+		return 1;
+	test_exhaustion_message();
+	return UNIT_DONE("state");
+}
