@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: MIT
+#include "daemon.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <string.h>
+
+#include "util.h"
+
+void svcd_config_defaults(struct svcd_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->state_dir = "/var/lib/svcd";
+	cfg->socket_path = "/run/svcd/svcd.sock";
+	cfg->service_cidr = "10.96.0.0/16";
+	cfg->node_port_lo = 30000;
+	cfg->node_port_hi = 32767;
+	cfg->resync_seconds = 30;
+	cfg->mode = "auto";
+	cfg->dns_service_ip = "10.96.0.10";
+}
+
+static void on_store_event(void *ctx, const char *name)
+{
+	state_file_event(ctx, name);
+}
+
+static void on_store_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct svcd *d = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (store_read_events(d->st.store, on_store_event, &d->st) < 0)
+		svc_log(SVC_LOG_ERROR, "store: reading directory events: %s", strerror(errno));
+}
+
+static int check_mode(const char *mode, struct svc_err *e)
+{
+	/* The data-plane backends arrive with their own issues; until then
+	 * the desired state is kept and served, and nothing is programmed. */
+	if (!strcmp(mode, "auto") || !strcmp(mode, "none"))
+		return 0;
+	return svc_errf(e, EINVAL, "--mode: \"%s\" is not available in this build (use auto or none)",
+			mode);
+}
+
+int svcd_start(struct svcd *d, struct ev_loop *loop, const struct svcd_config *cfg,
+	       struct svc_err *e)
+{
+	struct state_config sc = {
+		.state_dir = cfg->state_dir,
+		.service_cidr = cfg->service_cidr,
+		.node_port_lo = cfg->node_port_lo,
+		.node_port_hi = cfg->node_port_hi,
+		.reserved_ip = cfg->dns_service_ip,
+	};
+	int r;
+
+	memset(d, 0, sizeof(*d));
+	d->loop = loop;
+	d->cfg = *cfg;
+	d->started = time(NULL);
+	if ((r = check_mode(cfg->mode, e)) || (r = state_open(&d->st, &sc, e)))
+		return r;
+	if ((r = state_load(&d->st, e)) ||
+	    (r = reconciler_new(loop, &d->st, cfg->resync_seconds, &d->rec, e)) ||
+	    (r = api_open(d, cfg->socket_path, &d->api, e))) {
+		svcd_stop(d);
+		return r;
+	}
+	malloc_trim(0); /* loading parsed every file at once: give that back */
+	ev_io_init(&d->store_io, on_store_io, store_watch_fd(d->st.store), EV_READ);
+	d->store_io.data = d;
+	ev_io_start(loop, &d->store_io);
+	svc_log(SVC_LOG_INFO, "serving %zu services from %s on %s (mode %s)",
+		model_count(d->st.model, KIND_SERVICE), cfg->state_dir, cfg->socket_path, cfg->mode);
+	return 0;
+}
+
+void svcd_stop(struct svcd *d)
+{
+	if (d->loop)
+		ev_io_stop(d->loop, &d->store_io);
+	api_close(d->api);
+	reconciler_free(d->rec);
+	state_close(&d->st);
+	d->api = NULL;
+	d->rec = NULL;
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* The daemon core wired together: state, reconciler, control socket and the
+ * directory watch, all on one libev loop.  svcd.c is a thin front end. */
+#ifndef SVCD_DAEMON_H
+#define SVCD_DAEMON_H
+
+#include <ev.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "reconcile.h"
+#include "state.h"
+
+struct svcd_config {
+	const char *state_dir;	  /* --state-dir */
+	const char *socket_path;  /* --socket */
+	const char *service_cidr; /* --service-cidr */
+	uint16_t node_port_lo, node_port_hi;
+	double resync_seconds;	  /* --resync-period */
+	const char *mode;	  /* --mode: auto, none */
+	const char *dns_service_ip;
+};
+
+struct svc_api;
+
+struct svcd {
+	struct ev_loop *loop;
+	struct svcd_config cfg;
+	struct svc_state st;
+	struct svc_reconciler *rec;
+	struct svc_api *api;
+	ev_io store_io;
+	time_t started;
+};
+
+void svcd_config_defaults(struct svcd_config *cfg);
+int svcd_start(struct svcd *d, struct ev_loop *loop, const struct svcd_config *cfg,
+	       struct svc_err *e);
+void svcd_stop(struct svcd *d);
+
+/* The control socket (api.c). */
+int api_open(struct svcd *d, const char *path, struct svc_api **out, struct svc_err *e);
+void api_close(struct svc_api *a);
+
+#endif

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: MIT
+/* svcd: the front end.  Parses flags, prints the core's errors once, runs
+ * the loop until SIGTERM or SIGINT. */
+#include <errno.h>
+#include <ev.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "util.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: svcd [options]\n"
+		"  --state-dir DIR          objects and allocations (default /var/lib/svcd)\n"
+		"  --socket PATH            control socket (default /run/svcd/svcd.sock)\n"
+		"  --service-cidr CIDR      ClusterIP range (default 10.96.0.0/16)\n"
+		"  --node-port-range A-B    nodePort range (default 30000-32767)\n"
+		"  --dns-service-ip IP      kept out of the ClusterIP pool (default 10.96.0.10)\n"
+		"  --resync-period SECONDS  full data-plane resync (default 30, 0 disables)\n"
+		"  --mode MODE              data plane: auto (default) or none\n"
+		"  -v, --verbose            debug logging\n"
+		"  -h, --help\n");
+}
+
+static void log_stderr(int level, const char *msg)
+{
+	static const char *const names[] = {"error", "warning", "info", "debug"};
+	char ts[21];
+
+	fmt_rfc3339(time(NULL), ts);
+	fprintf(stderr, "%s svcd %s: %s\n", ts, names[level], msg);
+}
+
+static int parse_range(const char *s, uint16_t *lo, uint16_t *hi)
+{
+	unsigned a, b;
+	char tail;
+
+	if (sscanf(s, "%u-%u%c", &a, &b, &tail) != 2 || !a || a > b || b > 65535)
+		return -1;
+	*lo = (uint16_t)a;
+	*hi = (uint16_t)b;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct svcd_config *cfg, int *verbose)
+{
+	enum { O_STATE = 256, O_SOCKET, O_CIDR, O_NPR, O_DNSIP, O_RESYNC, O_MODE };
+	static const struct option opts[] = {
+		{"state-dir", required_argument, NULL, O_STATE},
+		{"socket", required_argument, NULL, O_SOCKET},
+		{"service-cidr", required_argument, NULL, O_CIDR},
+		{"node-port-range", required_argument, NULL, O_NPR},
+		{"dns-service-ip", required_argument, NULL, O_DNSIP},
+		{"resync-period", required_argument, NULL, O_RESYNC},
+		{"mode", required_argument, NULL, O_MODE},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	char *end;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		switch (c) {
+		case O_STATE:
+			cfg->state_dir = optarg;
+			break;
+		case O_SOCKET:
+			cfg->socket_path = optarg;
+			break;
+		case O_CIDR:
+			cfg->service_cidr = optarg;
+			break;
+		case O_NPR:
+			if (parse_range(optarg, &cfg->node_port_lo, &cfg->node_port_hi)) {
+				fprintf(stderr, "svcd: --node-port-range: \"%s\" is not a range like 30000-32767\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case O_DNSIP:
+			cfg->dns_service_ip = optarg;
+			break;
+		case O_RESYNC:
+			cfg->resync_seconds = strtod(optarg, &end);
+			if (*end || cfg->resync_seconds < 0) {
+				fprintf(stderr, "svcd: --resync-period: \"%s\" is not a number of seconds\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case O_MODE:
+			cfg->mode = optarg;
+			break;
+		case 'v':
+			*verbose = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "svcd: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	return 0;
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)revents;
+	svc_log(SVC_LOG_INFO, "%s: shutting down", strsignal(w->signum));
+	ev_break(loop, EVBREAK_ALL);
+}
+
+int main(int argc, char **argv)
+{
+	struct svcd_config cfg;
+	struct svc_err e = {0};
+	struct ev_loop *loop;
+	ev_signal sigterm, sigint;
+	struct svcd d;
+	int verbose = 0, r;
+
+	svcd_config_defaults(&cfg);
+	if ((r = parse_args(argc, argv, &cfg, &verbose)))
+		return r;
+	setvbuf(stderr, NULL, _IOLBF, 0);
+	svc_log_set(log_stderr, verbose ? SVC_LOG_DEBUG : SVC_LOG_INFO);
+	signal(SIGPIPE, SIG_IGN);
+	loop = ev_default_loop(EVFLAG_AUTO);
+	if (!loop) {
+		fprintf(stderr, "svcd: cannot start the event loop\n");
+		return 1;
+	}
+	if (svcd_start(&d, loop, &cfg, &e)) {
+		fprintf(stderr, "svcd: %s\n", e.msg);
+		return 1;
+	}
+	ev_signal_init(&sigterm, on_signal, SIGTERM);
+	ev_signal_init(&sigint, on_signal, SIGINT);
+	ev_signal_start(loop, &sigterm);
+	ev_signal_start(loop, &sigint);
+	ev_run(loop, 0);
+	svcd_stop(&d);
+	ev_signal_stop(loop, &sigterm);
+	ev_signal_stop(loop, &sigint);
+	ev_loop_destroy(loop);
+	return 0;
+}
