@@ -65,7 +65,8 @@ int alloc_init(struct svc_alloc *a, const char *service_cidr, uint16_t np_lo, ui
 
 	memset(a, 0, sizeof(*a));
 	if (cidr_parse(service_cidr, &a->cidr) || a->cidr.base.family != AF_INET)
-		return svc_errf(e, EINVAL, "--service-cidr: \"%s\" is not an IPv4 CIDR like 10.96.0.0/16",
+		return svc_errf(e, EINVAL,
+				"--service-cidr: \"%s\" is not an IPv4 CIDR like 10.96.0.0/16",
 				service_cidr);
 	if (a->cidr.len < 12 || a->cidr.len > 30)
 		return svc_errf(e, EINVAL, "--service-cidr: prefix length must be 12-30, got /%u",
@@ -155,14 +156,14 @@ int alloc_txn_port(struct alloc_txn *t, uint16_t *port, const char *field, struc
 
 	if (!*port) {
 		if (range_any(r, &v))
-			return svc_errf(e, ENOSPC, "%s: no free nodePort in %u-%u (%u in use)", field,
-					r->base, r->base + r->size - 1, r->used);
+			return svc_errf(e, ENOSPC, "%s: no free nodePort in %u-%u (%u in use)",
+					field, r->base, r->base + r->size - 1, r->used);
 		*port = (uint16_t)v;
 		return txn_take(t, r, v, e);
 	}
 	if (!range_has(r, *port))
-		return svc_errf(e, EINVAL, "%s: %u is not in the nodePort range %u-%u", field, *port,
-				r->base, r->base + r->size - 1);
+		return svc_errf(e, EINVAL, "%s: %u is not in the nodePort range %u-%u", field,
+				*port, r->base, r->base + r->size - 1);
 	if (range_test(r, *port))
 		return svc_errf(e, EEXIST, "%s: %u is already allocated", field, *port);
 	return txn_take(t, r, *port, e);

@@ -18,8 +18,8 @@ struct svc_range {
 };
 
 struct svc_alloc {
-	struct svc_cidr cidr;	    /* --service-cidr */
-	struct svc_range ips;	    /* host-order IPv4 values */
+	struct svc_cidr cidr;	     /* --service-cidr */
+	struct svc_range ips;	     /* host-order IPv4 values */
 	struct svc_range node_ports; /* --node-port-range */
 };
 

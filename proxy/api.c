@@ -236,7 +236,8 @@ static void on_waited(void *ctx, int err, const char *msg)
 	c->pending = NULL;
 	if (err) {
 		char buf[SVC_ERR_MAX + 64];
-		snprintf(buf, sizeof(buf), "stored, but the data plane did not program it: %s", msg);
+		snprintf(buf, sizeof(buf), "stored, but the data plane did not program it: %s",
+			 msg);
 		cJSON_ReplaceItemInObject(resp, "ok", cJSON_CreateFalse());
 		cJSON_AddStringToObject(resp, "reason", "SyncFailed");
 		cJSON_AddStringToObject(resp, "error", buf);
@@ -258,7 +259,8 @@ static cJSON *op_apply(struct conn *c, const cJSON *req)
 
 	if (!content)
 		return bad_request("\"content\" is required");
-	r = state_apply(&d->st, source ? source : "<request>", content, strlen(content), &res, &w, &e);
+	r = state_apply(&d->st, source ? source : "<request>", content, strlen(content), &res, &w,
+			&e);
 	resp = r ? resp_err(r, e.msg) : resp_ok();
 	if (!r)
 		add_results(resp, &res);
@@ -328,18 +330,69 @@ static int add_obj_text(struct sbuf *b, const struct svc_obj *o)
 	return r;
 }
 
+static int add_synth_text(struct sbuf *b, const struct svc_obj *svc)
+{
+	cJSON *j = endpoints_synthesize(svc);
+	char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+	int r = text ? sbuf_adds(b, text) : -ENOMEM;
+
+	free(text);
+	cJSON_Delete(j);
+	return r;
+}
+
+static int cmp_obj(const struct svc_obj *x, const struct svc_obj *y)
+{
+	int c = strcmp(x->ns, y->ns);
+	return c ? c : strcmp(x->name, y->name);
+}
+
+/* Endpoints: the stored objects merged, in order, with those the controller
+ * keeps for services with a selector. */
+static int add_endpoints_items(struct svcd *d, const char *ns, struct sbuf *b)
+{
+	struct svc_obj **ev, **sv;
+	size_t en, sn, i = 0, k = 0;
+	int r = 0, first = 1;
+
+	if (model_list(d->st.model, KIND_ENDPOINTS, ns, &ev, &en))
+		return -ENOMEM;
+	if (model_list(d->st.model, KIND_SERVICE, ns, &sv, &sn)) {
+		free(ev);
+		return -ENOMEM;
+	}
+	while (!r && (i < en || k < sn)) {
+		if (k < sn && !sv[k]->u.svc->has_selector) {
+			k++;
+			continue;
+		}
+		if (!first)
+			r |= sbuf_add(b, ",", 1);
+		first = 0;
+		if (k == sn || (i < en && cmp_obj(ev[i], sv[k]) <= 0))
+			r |= sbuf_adds(b, ev[i++]->json);
+		else
+			r |= add_synth_text(b, sv[k++]);
+	}
+	free(ev);
+	free(sv);
+	return r;
+}
+
 static void send_items(struct conn *c, enum svc_kind k, const char *ns)
 {
-	struct svc_obj **v;
+	struct svc_obj **v = NULL;
 	struct sbuf b = {0};
-	size_t n;
+	size_t n = 0;
 	int r = 0;
 
-	if (model_list(c->api->d->st.model, k, ns, &v, &n)) {
+	if (k != KIND_ENDPOINTS && model_list(c->api->d->st.model, k, ns, &v, &n)) {
 		conn_send(c, resp_err(-ENOMEM, "out of memory"));
 		return;
 	}
 	r |= sbuf_adds(&b, "{\"ok\":true,\"items\":[");
+	if (k == KIND_ENDPOINTS)
+		r |= add_endpoints_items(c->api->d, ns, &b);
 	for (size_t i = 0; i < n && !r; i++) {
 		if (i)
 			r |= sbuf_add(&b, ",", 1);
@@ -369,6 +422,15 @@ static cJSON *op_get(struct conn *c, const cJSON *req)
 		return NULL;
 	}
 	o = model_get(c->api->d->st.model, (enum svc_kind)kind, ns ? ns : "default", name);
+	if (!o && kind == KIND_ENDPOINTS) {
+		struct svc_obj *svc =
+		    model_get(c->api->d->st.model, KIND_SERVICE, ns ? ns : "default", name);
+		if (svc && svc->u.svc->has_selector) {
+			resp = resp_ok();
+			cJSON_AddItemToObject(resp, "object", endpoints_synthesize(svc));
+			return resp;
+		}
+	}
 	if (!o) {
 		const char *res = kind_resource((enum svc_kind)kind);
 		snprintf(msg, sizeof(msg), "%.*s \"%s\" not found", (int)strcspn(res, "."), res,
@@ -397,9 +459,12 @@ static int service_row(struct sbuf *b, const struct svc_obj *o)
 	uint32_t shown = 0;
 	int r = 0;
 
-	r |= sbuf_addf(b, "{\"namespace\":\"%s\",\"name\":\"%s\",\"type\":\"%s\",\"clusterIP\":\"%s\"",
+	r |= sbuf_addf(b,
+		       "{\"namespace\":\"%s\",\"name\":\"%s\",\"type\":\"%s\",\"clusterIP\":\"%s\"",
 		       o->ns, o->name, svc_type_name(s->type),
-		       s->headless ? "None" : s->cluster_ip.family ? addr_fmt(&s->cluster_ip, ip) : "");
+		       s->headless	      ? "None"
+		       : s->cluster_ip.family ? addr_fmt(&s->cluster_ip, ip)
+					      : "");
 	if (s->external_name)
 		r |= sbuf_addf(b, ",\"externalName\":\"%s\"", s->external_name);
 	r |= sbuf_adds(b, ",\"externalIPs\":[");
@@ -410,20 +475,23 @@ static int service_row(struct sbuf *b, const struct svc_obj *o)
 		const struct svc_port *p = &s->ports[i];
 		char tp[16];
 		snprintf(tp, sizeof(tp), "%u", p->target_port);
-		r |= sbuf_addf(b, "%s{\"port\":%u,\"protocol\":\"%s\",\"nodePort\":%u,\"targetPort\":\"%s\",\"name\":\"%s\"}",
+		r |= sbuf_addf(b,
+			       "%s{\"port\":%u,\"protocol\":\"%s\",\"nodePort\":%u,\"targetPort\":"
+			       "\"%s\",\"name\":\"%s\"}",
 			       i ? "," : "", p->port, proto_name(p->proto), p->node_port,
 			       p->target_name ? p->target_name : tp, p->name);
 	}
 	r |= sbuf_adds(b, "],\"endpoints\":[");
 	for (uint32_t p = 0; s->targets && p < s->nports; p++)
-		for (uint32_t i = 0; i < s->targets[p].n && shown < 3; i++) {
+		for (uint32_t i = 0; i < s->targets[p].n; i++) {
 			const struct svc_target *t = &s->targets[p].v[i];
-			if (!t->ready)
+			bool v6 = t->addr.family == AF_INET6;
+			if (!t->ready || shown++ >= 3)
 				continue;
-			r |= sbuf_addf(b, "%s\"%s:%u\"", shown ? "," : "", addr_fmt(&t->addr, ip), t->port);
-			shown++;
+			r |= sbuf_addf(b, "%s\"%s%s%s:%u\"", shown > 1 ? "," : "", v6 ? "[" : "",
+				       addr_fmt(&t->addr, ip), v6 ? "]" : "", t->port);
 		}
-	r |= sbuf_addf(b, "],\"endpointCount\":%u}", s->ready_addrs);
+	r |= sbuf_addf(b, "],\"endpointCount\":%u}", shown);
 	return r;
 }
 
@@ -543,8 +611,8 @@ static const struct {
 	const char *name;
 	cJSON *(*fn)(struct conn *c, const cJSON *req);
 } ops[] = {
-	{"apply", op_apply}, {"delete", op_delete}, {"get", op_get},
-	{"list", op_list},   {"status", op_status}, {"watch", op_watch},
+    {"apply", op_apply}, {"delete", op_delete}, {"get", op_get},
+    {"list", op_list},	 {"status", op_status}, {"watch", op_watch},
 };
 
 static void handle_line(struct conn *c, const char *line, size_t len)

@@ -41,19 +41,19 @@ static int check_mode(const char *mode, struct svc_err *e)
 	 * the desired state is kept and served, and nothing is programmed. */
 	if (!strcmp(mode, "auto") || !strcmp(mode, "none"))
 		return 0;
-	return svc_errf(e, EINVAL, "--mode: \"%s\" is not available in this build (use auto or none)",
-			mode);
+	return svc_errf(e, EINVAL,
+			"--mode: \"%s\" is not available in this build (use auto or none)", mode);
 }
 
 int svcd_start(struct svcd *d, struct ev_loop *loop, const struct svcd_config *cfg,
 	       struct svc_err *e)
 {
 	struct state_config sc = {
-		.state_dir = cfg->state_dir,
-		.service_cidr = cfg->service_cidr,
-		.node_port_lo = cfg->node_port_lo,
-		.node_port_hi = cfg->node_port_hi,
-		.reserved_ip = cfg->dns_service_ip,
+	    .state_dir = cfg->state_dir,
+	    .service_cidr = cfg->service_cidr,
+	    .node_port_lo = cfg->node_port_lo,
+	    .node_port_hi = cfg->node_port_hi,
+	    .reserved_ip = cfg->dns_service_ip,
 	};
 	int r;
 
@@ -74,7 +74,8 @@ int svcd_start(struct svcd *d, struct ev_loop *loop, const struct svcd_config *c
 	d->store_io.data = d;
 	ev_io_start(loop, &d->store_io);
 	svc_log(SVC_LOG_INFO, "serving %zu services from %s on %s (mode %s)",
-		model_count(d->st.model, KIND_SERVICE), cfg->state_dir, cfg->socket_path, cfg->mode);
+		model_count(d->st.model, KIND_SERVICE), cfg->state_dir, cfg->socket_path,
+		cfg->mode);
 	return 0;
 }
 

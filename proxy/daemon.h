@@ -16,8 +16,8 @@ struct svcd_config {
 	const char *socket_path;  /* --socket */
 	const char *service_cidr; /* --service-cidr */
 	uint16_t node_port_lo, node_port_hi;
-	double resync_seconds;	  /* --resync-period */
-	const char *mode;	  /* --mode: auto, none */
+	double resync_seconds; /* --resync-period */
+	const char *mode;      /* --mode: auto, none */
 	const char *dns_service_ip;
 };
 

@@ -8,10 +8,11 @@
 #include <string.h>
 
 #include "state.h"
+#include "util.h"
 
 /* The port an endpoint serves for service port sp, or 0 when it has none. */
-static uint16_t resolve_port(const struct svc_port *sp, const struct svc_ep_port *ports,
-			     uint32_t n, bool from_pod)
+static uint16_t resolve_port(const struct svc_port *sp, const struct svc_ep_port *ports, uint32_t n,
+			     bool from_pod)
 {
 	if (from_pod && !sp->target_name)
 		return sp->target_port;
@@ -45,7 +46,8 @@ static void add_endpoint(struct svc_service *s, const struct svc_addr *addr, boo
 			 uint32_t nports, bool from_pod)
 {
 	for (uint32_t p = 0; p < s->nports; p++) {
-		struct svc_target tg = {.addr = *addr, .ready = ready, .hostname = host, .node = node};
+		struct svc_target tg = {
+		    .addr = *addr, .ready = ready, .hostname = host, .node = node};
 		tg.port = resolve_port(&s->ports[p], ports, nports, from_pod);
 		if (tg.port)
 			add_target(&s->targets[p], &tg);
@@ -157,4 +159,62 @@ void endpoints_source_changed(struct svc_state *st, const struct svc_obj *src,
 			endpoints_service_changed(st, svc);
 			touched(ctx, svc);
 		}
+}
+
+static cJSON *target_json(const struct svc_target *t, const char *ns)
+{
+	cJSON *a = cJSON_CreateObject(), *ref;
+	char ip[SVC_ADDR_STRLEN];
+
+	cJSON_AddStringToObject(a, "ip", addr_fmt(&t->addr, ip));
+	if (t->node)
+		cJSON_AddStringToObject(a, "nodeName", t->node);
+	if (t->hostname) {
+		ref = cJSON_AddObjectToObject(a, "targetRef");
+		cJSON_AddStringToObject(ref, "kind", "Pod");
+		cJSON_AddStringToObject(ref, "namespace", ns);
+		cJSON_AddStringToObject(ref, "name", t->hostname);
+	}
+	return a;
+}
+
+/* One subset per service port: simpler than Kubernetes' repacking, and the
+ * same addresses and ports. */
+cJSON *endpoints_synthesize(const struct svc_obj *svc)
+{
+	const struct svc_service *s = svc->u.svc;
+	cJSON *j = cJSON_CreateObject(), *meta, *subsets;
+	char ts[21];
+
+	cJSON_AddStringToObject(j, "apiVersion", "v1");
+	cJSON_AddStringToObject(j, "kind", "Endpoints");
+	meta = cJSON_AddObjectToObject(j, "metadata");
+	cJSON_AddStringToObject(meta, "name", svc->name);
+	cJSON_AddStringToObject(meta, "namespace", svc->ns);
+	fmt_rfc3339(svc->created, ts);
+	cJSON_AddStringToObject(meta, "creationTimestamp", ts);
+	subsets = cJSON_AddArrayToObject(j, "subsets");
+	for (uint32_t p = 0; s->targets && p < s->nports; p++) {
+		const struct svc_port_targets *t = &s->targets[p];
+		cJSON *sub, *ready, *unready, *port;
+		if (!t->n)
+			continue;
+		sub = cJSON_CreateObject();
+		ready = cJSON_AddArrayToObject(sub, "addresses");
+		unready = cJSON_AddArrayToObject(sub, "notReadyAddresses");
+		for (uint32_t i = 0; i < t->n; i++)
+			cJSON_AddItemToArray(t->v[i].ready ? ready : unready,
+					     target_json(&t->v[i], svc->ns));
+		port = cJSON_CreateObject();
+		if (*s->ports[p].name)
+			cJSON_AddStringToObject(port, "name", s->ports[p].name);
+		cJSON_AddNumberToObject(port, "port", t->v[0].port);
+		cJSON_AddStringToObject(port, "protocol",
+					s->ports[p].proto == IPPROTO_UDP    ? "UDP"
+					: s->ports[p].proto == IPPROTO_SCTP ? "SCTP"
+									    : "TCP");
+		cJSON_AddItemToArray(cJSON_AddArrayToObject(sub, "ports"), port);
+		cJSON_AddItemToArray(subsets, sub);
+	}
+	return j;
 }

@@ -11,13 +11,13 @@
 #define SVC_ERR_MAX 1024
 
 struct svc_err {
-	int code;		/* positive errno, 0 when no error */
-	char msg[SVC_ERR_MAX];	/* human-readable, no trailing newline */
+	int code;	       /* positive errno, 0 when no error */
+	char msg[SVC_ERR_MAX]; /* human-readable, no trailing newline */
 };
 
 /* Record an error; returns -code so that `return svc_errf(e, EINVAL, ...)` works. */
 int svc_errf(struct svc_err *e, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Prefix the current message with "<context>: "; returns -e->code. */
 int svc_err_ctx(struct svc_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void svc_err_clear(struct svc_err *e);

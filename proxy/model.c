@@ -12,11 +12,11 @@
 static const struct {
 	const char *name, *resource;
 } kinds[KIND_COUNT] = {
-	[KIND_SERVICE] = {"Service", "services"},
-	[KIND_ENDPOINTS] = {"Endpoints", "endpoints"},
-	[KIND_ENDPOINTSLICE] = {"EndpointSlice", "endpointslices.discovery.k8s.io"},
-	[KIND_POD] = {"Pod", "pods"},
-	[KIND_DEPLOYMENT] = {"Deployment", "deployments.apps"},
+    [KIND_SERVICE] = {"Service", "services"},
+    [KIND_ENDPOINTS] = {"Endpoints", "endpoints"},
+    [KIND_ENDPOINTSLICE] = {"EndpointSlice", "endpointslices.discovery.k8s.io"},
+    [KIND_POD] = {"Pod", "pods"},
+    [KIND_DEPLOYMENT] = {"Deployment", "deployments.apps"},
 };
 
 const char *kind_name(enum svc_kind k)
@@ -41,14 +41,14 @@ int kind_parse(const char *s, enum svc_kind *out)
 
 const char *svc_type_name(enum svc_type t)
 {
-	static const char *const names[] = {"ClusterIP", "NodePort", "LoadBalancer", "ExternalName"};
+	static const char *const names[] = {"ClusterIP", "NodePort", "LoadBalancer",
+					    "ExternalName"};
 	return t < ARRAY_SIZE(names) ? names[t] : "?";
 }
 
 const char *pod_phase_name(enum pod_phase p)
 {
-	static const char *const names[] = {"Pending", "Running", "Succeeded", "Failed",
-					     "Unknown"};
+	static const char *const names[] = {"Pending", "Running", "Succeeded", "Failed", "Unknown"};
 	return p < ARRAY_SIZE(names) ? names[p] : "Unknown";
 }
 

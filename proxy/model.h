@@ -14,10 +14,17 @@
 #include "addr.h"
 #include "err.h"
 
-enum svc_kind { KIND_SERVICE, KIND_ENDPOINTS, KIND_ENDPOINTSLICE, KIND_POD, KIND_DEPLOYMENT, KIND_COUNT };
+enum svc_kind {
+	KIND_SERVICE,
+	KIND_ENDPOINTS,
+	KIND_ENDPOINTSLICE,
+	KIND_POD,
+	KIND_DEPLOYMENT,
+	KIND_COUNT
+};
 
-const char *kind_name(enum svc_kind k);		  /* "Service" */
-const char *kind_resource(enum svc_kind k);	  /* "services", for messages */
+const char *kind_name(enum svc_kind k);		   /* "Service" */
+const char *kind_resource(enum svc_kind k);	   /* "services", for messages */
 int kind_parse(const char *s, enum svc_kind *out); /* exact manifest spelling */
 
 struct svc_label {
@@ -34,12 +41,12 @@ enum svc_type { SVC_CLUSTER_IP, SVC_NODE_PORT, SVC_LOAD_BALANCER, SVC_EXTERNAL_N
 const char *svc_type_name(enum svc_type t);
 
 struct svc_port {
-	char *name;		 /* "" when unnamed */
-	uint8_t proto;		 /* IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP */
+	char *name;    /* "" when unnamed */
+	uint8_t proto; /* IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP */
 	uint16_t port;
-	uint16_t target_port;	 /* 0 when target_name is used */
-	char *target_name;	 /* named targetPort, resolved per endpoint */
-	uint16_t node_port;	 /* 0 unless NodePort/LoadBalancer */
+	uint16_t target_port; /* 0 when target_name is used */
+	char *target_name;    /* named targetPort, resolved per endpoint */
+	uint16_t node_port;   /* 0 unless NodePort/LoadBalancer */
 };
 
 /* One backend of one service port, resolved by the endpoints controller. */
@@ -58,13 +65,13 @@ struct svc_port_targets {
 
 struct svc_service {
 	enum svc_type type;
-	bool headless;		 /* clusterIP: None */
+	bool headless;		    /* clusterIP: None */
 	struct svc_addr cluster_ip; /* unset for headless and ExternalName */
 	struct svc_port *ports;
 	uint32_t nports;
 	bool has_selector;
 	struct svc_labels selector;
-	bool affinity;		 /* sessionAffinity: ClientIP */
+	bool affinity;		   /* sessionAffinity: ClientIP */
 	uint32_t affinity_timeout; /* seconds */
 	struct svc_addr *external_ips;
 	uint32_t n_external_ips;
@@ -128,14 +135,14 @@ struct svc_deployment {
 struct svc_obj {
 	enum svc_kind kind;
 	char *ns, *name;
-	char *key;		/* "Kind/ns/name", the model's index */
-	char *json;		/* canonical stored form, compact JSON */
-	char *path;		/* file name inside the objects directory */
-	ino_t ino;		/* inode we last wrote there, to ignore our own events */
+	char *key;  /* "Kind/ns/name", the model's index */
+	char *json; /* canonical stored form, compact JSON */
+	char *path; /* file name inside the objects directory */
+	ino_t ino;  /* inode we last wrote there, to ignore our own events */
 	char uid[37];
 	time_t created;
-	int64_t generation;	/* bumped when the spec changes */
-	uint64_t rv;		/* resourceVersion: bumped on every change */
+	int64_t generation; /* bumped when the spec changes */
+	uint64_t rv;	    /* resourceVersion: bumped on every change */
 	struct svc_labels labels;
 	union {
 		struct svc_service *svc;

@@ -10,7 +10,7 @@
 #include "smap.h"
 #include "util.h"
 
-#define MAX_BACKENDS 4
+#define MAX_BACKENDS  4
 #define RETRY_SECONDS 1.0
 
 struct reconcile_waiter {
@@ -25,7 +25,7 @@ struct svc_reconciler {
 	struct svc_state *st;
 	struct svc_backend backends[MAX_BACKENDS];
 	int nbackends;
-	struct smap dirty; /* "ns/name" -> NULL, keys owned */
+	struct smap dirty; /* "ns/name" -> the same string, owned */
 	bool full_pending;
 	ev_idle idle;
 	ev_timer resync, retry;
@@ -49,9 +49,10 @@ static void mark_dirty(struct svc_reconciler *r, const struct svc_obj *svc)
 		r->full_pending = true; /* cannot track it: resync everything */
 		return;
 	}
-	if (smap_get(&r->dirty, key) || smap_put(&r->dirty, key, NULL)) {
-		if (!smap_get(&r->dirty, key))
-			r->full_pending = true;
+	if (smap_get(&r->dirty, key)) {
+		free(key);
+	} else if (smap_put(&r->dirty, key, key)) {
+		r->full_pending = true;
 		free(key);
 	}
 }
@@ -138,7 +139,8 @@ static void sync_now(struct svc_reconciler *r)
 	if (rc) {
 		r->status.failures++;
 		snprintf(r->status.last_error, sizeof(r->status.last_error), "%s", e.msg);
-		svc_log(SVC_LOG_ERROR, "sync failed (retrying in %.0f s): %s", RETRY_SECONDS, e.msg);
+		svc_log(SVC_LOG_ERROR, "sync failed (retrying in %.0f s): %s", RETRY_SECONDS,
+			e.msg);
 		ev_timer_again(r->loop, &r->retry);
 		settle(r, gen, rc, e.msg);
 		return;

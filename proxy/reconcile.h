@@ -36,7 +36,7 @@ struct reconcile_status {
 	time_t last_time;     /* 0: never */
 	char last_error[256]; /* "" when the last sync succeeded */
 	uint64_t syncs, failures;
-	size_t last_changed;  /* services handed to the backends in the last sync */
+	size_t last_changed; /* services handed to the backends in the last sync */
 };
 
 struct svc_reconciler;

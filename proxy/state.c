@@ -39,7 +39,7 @@ struct txn {
 	struct titem *v;
 	size_t n, cap;
 	struct smap keys; /* obj->key -> 1 + index in v */
-	bool from_file; /* staging a file found on disk, not an API request */
+	bool from_file;	  /* staging a file found on disk, not an API request */
 };
 
 void state_results_free(struct state_results *r)
@@ -150,7 +150,7 @@ static int stage_cluster_ip(struct txn *t, cJSON *spec, struct svc_service *s,
 	if (os && os->type != SVC_EXTERNAL_NAME) {
 		bool same = s->headless ? os->headless
 					: (!s->cluster_ip.family && !os->headless) ||
-						  addr_eq(&s->cluster_ip, &os->cluster_ip);
+					      addr_eq(&s->cluster_ip, &os->cluster_ip);
 		if (!same)
 			return svc_errf(e, EINVAL,
 					"spec.clusterIP: field is immutable (it is %s); delete the "
@@ -163,8 +163,9 @@ static int stage_cluster_ip(struct txn *t, cJSON *spec, struct svc_service *s,
 		return set_cluster_ip(spec, "None") ? svc_errf(e, ENOMEM, "out of memory") : 0;
 	if (!keep && (r = alloc_txn_ip(&t->at, &s->cluster_ip, "spec.clusterIP", e)))
 		return r;
-	return set_cluster_ip(spec, addr_fmt(&s->cluster_ip, ip)) ? svc_errf(e, ENOMEM, "out of memory")
-								    : 0;
+	return set_cluster_ip(spec, addr_fmt(&s->cluster_ip, ip))
+		   ? svc_errf(e, ENOMEM, "out of memory")
+		   : 0;
 }
 
 /* An old nodePort for this port: the same number asked for, else the same
@@ -280,7 +281,8 @@ static int put_meta(cJSON *meta, const struct svc_obj *o)
 	fmt_rfc3339(o->created, ts);
 	snprintf(rv, sizeof(rv), "%llu", (unsigned long long)o->rv);
 	if (vset_str(meta, "uid", o->uid) || vset_str(meta, "creationTimestamp", ts) ||
-	    vset_num(meta, "generation", (double)o->generation) || vset_str(meta, "resourceVersion", rv))
+	    vset_num(meta, "generation", (double)o->generation) ||
+	    vset_str(meta, "resourceVersion", rv))
 		return -ENOMEM;
 	return 0;
 }
@@ -403,7 +405,8 @@ static int stage_doc(struct txn *t, const char *source, struct svc_doc *d, const
 	it->write = true;
 	if (txn_index(t, it))
 		return svc_errf(e, ENOMEM, "out of memory");
-	if ((r = stage_allocations(t, d->json, o, old, e)) || (r = stage_meta(t, d->json, o, old, it, e)))
+	if ((r = stage_allocations(t, d->json, o, old, e)) ||
+	    (r = stage_meta(t, d->json, o, old, it, e)))
 		return svc_err_ctx(e, "%s: %s", source, label);
 	return 0;
 }
@@ -742,7 +745,8 @@ static int read_one(struct svc_state *st, const char *name, struct loaded *l, st
 	if ((r = manifest_parse(name, l->text, l->len, &l->docs, e)))
 		return r;
 	if (l->docs.n != 1)
-		return svc_errf(e, EINVAL, "holds %zu objects; the state directory takes one object per file",
+		return svc_errf(e, EINVAL,
+				"holds %zu objects; the state directory takes one object per file",
 				l->docs.n);
 	return 0;
 }

@@ -83,4 +83,8 @@ void endpoints_service_changed(struct svc_state *st, struct svc_obj *svc);
 void endpoints_source_changed(struct svc_state *st, const struct svc_obj *src,
 			      void (*touched)(void *ctx, struct svc_obj *svc), void *ctx);
 
+/* The Endpoints object Kubernetes' controller would write for a service
+ * with a selector (svcd keeps it in memory only); caller frees. */
+cJSON *endpoints_synthesize(const struct svc_obj *svc);
+
 #endif

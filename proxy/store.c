@@ -52,7 +52,8 @@ static bool is_object_file(const char *name)
 
 	if (name[0] == '.')
 		return false;
-	return (n > 5 && !strcmp(name + n - 5, ".json")) || (n > 5 && !strcmp(name + n - 5, ".yaml")) ||
+	return (n > 5 && !strcmp(name + n - 5, ".json")) ||
+	       (n > 5 && !strcmp(name + n - 5, ".yaml")) ||
 	       (n > 4 && !strcmp(name + n - 4, ".yml"));
 }
 
@@ -109,7 +110,7 @@ int store_open(const char *state_dir, struct svc_store **out, struct svc_err *e)
 	if (s->dirfd < 0 || s->inofd < 0 ||
 	    inotify_add_watch(s->inofd, s->objects,
 			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
-				      IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR) < 0) {
+				  IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR) < 0) {
 		r = svc_errf(e, errno, "watching %s: %s", s->objects, strerror(errno));
 		goto fail;
 	}
@@ -321,14 +322,16 @@ int store_commit(struct svc_store *s, struct store_op *ops, size_t n, struct svc
 	for (size_t i = 0; i < n; i++) {
 		if (!ops[i].data) {
 			if (unlinkat(s->dirfd, ops[i].name, 0) && errno != ENOENT)
-				r = r ? r : svc_errf(e, errno, "removing %s/%s: %s", s->objects,
-						     ops[i].name, strerror(errno));
+				r = r ? r
+				      : svc_errf(e, errno, "removing %s/%s: %s", s->objects,
+						 ops[i].name, strerror(errno));
 			continue;
 		}
 		tmp_name(tmp, sizeof(tmp), ops[i].name);
 		if (renameat(s->dirfd, tmp, s->dirfd, ops[i].name))
-			r = r ? r : svc_errf(e, errno, "renaming into %s/%s: %s", s->objects,
-					     ops[i].name, strerror(errno));
+			r = r ? r
+			      : svc_errf(e, errno, "renaming into %s/%s: %s", s->objects,
+					 ops[i].name, strerror(errno));
 	}
 	if (fsync(s->dirfd))
 		r = r ? r : svc_errf(e, errno, "syncing %s: %s", s->objects, strerror(errno));

@@ -36,7 +36,7 @@ struct store_op {
 	const char *name;
 	const char *data; /* NULL: remove the file */
 	size_t len;
-	ino_t ino;	  /* out: inode of the written file */
+	ino_t ino; /* out: inode of the written file */
 };
 int store_commit(struct svc_store *s, struct store_op *ops, size_t n, struct svc_err *e);
 

@@ -54,16 +54,16 @@ static int parse_args(int argc, char **argv, struct svcd_config *cfg, int *verbo
 {
 	enum { O_STATE = 256, O_SOCKET, O_CIDR, O_NPR, O_DNSIP, O_RESYNC, O_MODE };
 	static const struct option opts[] = {
-		{"state-dir", required_argument, NULL, O_STATE},
-		{"socket", required_argument, NULL, O_SOCKET},
-		{"service-cidr", required_argument, NULL, O_CIDR},
-		{"node-port-range", required_argument, NULL, O_NPR},
-		{"dns-service-ip", required_argument, NULL, O_DNSIP},
-		{"resync-period", required_argument, NULL, O_RESYNC},
-		{"mode", required_argument, NULL, O_MODE},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{0},
+	    {"state-dir", required_argument, NULL, O_STATE},
+	    {"socket", required_argument, NULL, O_SOCKET},
+	    {"service-cidr", required_argument, NULL, O_CIDR},
+	    {"node-port-range", required_argument, NULL, O_NPR},
+	    {"dns-service-ip", required_argument, NULL, O_DNSIP},
+	    {"resync-period", required_argument, NULL, O_RESYNC},
+	    {"mode", required_argument, NULL, O_MODE},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	char *end;
 	int c;
@@ -81,7 +81,9 @@ static int parse_args(int argc, char **argv, struct svcd_config *cfg, int *verbo
 			break;
 		case O_NPR:
 			if (parse_range(optarg, &cfg->node_port_lo, &cfg->node_port_hi)) {
-				fprintf(stderr, "svcd: --node-port-range: \"%s\" is not a range like 30000-32767\n",
+				fprintf(stderr,
+					"svcd: --node-port-range: \"%s\" is not a range like "
+					"30000-32767\n",
 					optarg);
 				return 2;
 			}
@@ -92,8 +94,10 @@ static int parse_args(int argc, char **argv, struct svcd_config *cfg, int *verbo
 		case O_RESYNC:
 			cfg->resync_seconds = strtod(optarg, &end);
 			if (*end || cfg->resync_seconds < 0) {
-				fprintf(stderr, "svcd: --resync-period: \"%s\" is not a number of seconds\n",
-					optarg);
+				fprintf(
+				    stderr,
+				    "svcd: --resync-period: \"%s\" is not a number of seconds\n",
+				    optarg);
 				return 2;
 			}
 			break;

@@ -17,20 +17,30 @@
 static const char *const top_known[] = {"apiVersion", "kind", "metadata", "spec", "status", NULL};
 static const char *const endpoints_top_known[] = {"apiVersion", "kind", "metadata", "subsets",
 						  NULL};
-static const char *const slice_top_known[] = {"apiVersion", "kind",	 "metadata",
-					      "addressType", "endpoints", "ports", NULL};
-static const char *const meta_known[] = {
-	"name",		"namespace",	   "labels",	 "annotations",	     "uid",
-	"resourceVersion", "creationTimestamp", "generation", "ownerReferences", "finalizers",
-	"managedFields",   "selfLink",	   "deletionTimestamp", "deletionGracePeriodSeconds",
-	NULL};
+static const char *const slice_top_known[] = {"apiVersion", "kind",  "metadata", "addressType",
+					      "endpoints",  "ports", NULL};
+static const char *const meta_known[] = {"name",
+					 "namespace",
+					 "labels",
+					 "annotations",
+					 "uid",
+					 "resourceVersion",
+					 "creationTimestamp",
+					 "generation",
+					 "ownerReferences",
+					 "finalizers",
+					 "managedFields",
+					 "selfLink",
+					 "deletionTimestamp",
+					 "deletionGracePeriodSeconds",
+					 NULL};
 
 static const char *const api_versions[KIND_COUNT] = {
-	[KIND_SERVICE] = "v1",
-	[KIND_ENDPOINTS] = "v1",
-	[KIND_ENDPOINTSLICE] = "discovery.k8s.io/v1",
-	[KIND_POD] = "v1",
-	[KIND_DEPLOYMENT] = "apps/v1",
+    [KIND_SERVICE] = "v1",
+    [KIND_ENDPOINTS] = "v1",
+    [KIND_ENDPOINTSLICE] = "discovery.k8s.io/v1",
+    [KIND_POD] = "v1",
+    [KIND_DEPLOYMENT] = "apps/v1",
 };
 
 static int dup_str(struct vctx *v, const char *s, char **out)
@@ -46,7 +56,8 @@ static int check_kind(struct vctx *v, const cJSON *doc, enum svc_kind *k)
 	const char *kind, *api;
 	int r;
 
-	if ((r = vstr(v, doc, "kind", "", true, &kind)) || (r = vstr(v, doc, "apiVersion", "", true, &api)))
+	if ((r = vstr(v, doc, "kind", "", true, &kind)) ||
+	    (r = vstr(v, doc, "apiVersion", "", true, &api)))
 		return r;
 	if (kind_parse(kind, k))
 		return vfail(v, "kind",
@@ -54,8 +65,8 @@ static int check_kind(struct vctx *v, const cJSON *doc, enum svc_kind *k)
 			     "EndpointSlice, Pod and Deployment)",
 			     kind);
 	if (strcmp(api, api_versions[*k]))
-		return vfail(v, "apiVersion", "%s is \"%s\", got \"%.64s\"", kind,
-			     api_versions[*k], api);
+		return vfail(v, "apiVersion", "%s is \"%s\", got \"%.64s\"", kind, api_versions[*k],
+			     api);
 	return 0;
 }
 
@@ -96,13 +107,27 @@ static int check_meta(struct vctx *v, cJSON *doc, struct svc_obj *o)
 
 /* --- Service ------------------------------------------------------------ */
 
-static const char *const svc_spec_known[] = {
-	"type",		"clusterIP",	  "clusterIPs",		"ports",
-	"selector",	"sessionAffinity", "sessionAffinityConfig", "externalIPs",
-	"externalTrafficPolicy", "internalTrafficPolicy", "externalName", "loadBalancerIP",
-	"loadBalancerSourceRanges", "publishNotReadyAddresses", "ipFamilies", "ipFamilyPolicy",
-	"allocateLoadBalancerNodePorts", "healthCheckNodePort", "loadBalancerClass", NULL};
-static const char *const svc_port_known[] = {"name",	   "protocol", "port", "targetPort",
+static const char *const svc_spec_known[] = {"type",
+					     "clusterIP",
+					     "clusterIPs",
+					     "ports",
+					     "selector",
+					     "sessionAffinity",
+					     "sessionAffinityConfig",
+					     "externalIPs",
+					     "externalTrafficPolicy",
+					     "internalTrafficPolicy",
+					     "externalName",
+					     "loadBalancerIP",
+					     "loadBalancerSourceRanges",
+					     "publishNotReadyAddresses",
+					     "ipFamilies",
+					     "ipFamilyPolicy",
+					     "allocateLoadBalancerNodePorts",
+					     "healthCheckNodePort",
+					     "loadBalancerClass",
+					     NULL};
+static const char *const svc_port_known[] = {"name",	 "protocol",	"port", "targetPort",
 					     "nodePort", "appProtocol", NULL};
 
 static int svc_target_port(struct vctx *v, cJSON *pj, const char *pp, struct svc_port *sp)
@@ -147,14 +172,17 @@ static int svc_port(struct vctx *v, struct svc_service *s, cJSON *pj, int i, boo
 		return r;
 	vpath(p, pp, "name");
 	if (name && *name && !is_dns_label(name))
-		return vfail(v, p, "must be a DNS label (lowercase letters, digits, '-'), got \"%.64s\"",
+		return vfail(v, p,
+			     "must be a DNS label (lowercase letters, digits, '-'), got \"%.64s\"",
 			     name);
 	if ((r = dup_str(v, name ? name : "", &sp->name)) || (r = vproto(v, pj, pp, &sp->proto)) ||
 	    (r = vint(v, pj, "port", pp, true, 1, 65535, 0, &port)))
 		return r;
 	sp->port = (uint16_t)port;
 	if (vset_str(pj, "protocol",
-		     sp->proto == IPPROTO_TCP ? "TCP" : sp->proto == IPPROTO_UDP ? "UDP" : "SCTP"))
+		     sp->proto == IPPROTO_TCP	? "TCP"
+		     : sp->proto == IPPROTO_UDP ? "UDP"
+						: "SCTP"))
 		return NOMEM(v);
 	if ((r = svc_target_port(v, pj, pp, sp)) ||
 	    (r = vint(v, pj, "nodePort", pp, false, 0, 65535, 0, &np)))
@@ -222,7 +250,8 @@ static int svc_cluster_ip(struct vctx *v, cJSON *spec, struct svc_service *s)
 		return vbad(v, "spec.clusterIP", "an IP address, \"None\" or empty",
 			    cJSON_GetObjectItemCaseSensitive(spec, "clusterIP"));
 	} else if (s->cluster_ip.family == AF_INET6) {
-		return vfail(v, "spec.clusterIP", "IPv6 ClusterIPs are not supported yet, got %s", ip);
+		return vfail(v, "spec.clusterIP", "IPv6 ClusterIPs are not supported yet, got %s",
+			     ip);
 	}
 	if ((r = varr(v, spec, "clusterIPs", "spec", false, &ips)) || !ips)
 		return r;
@@ -358,8 +387,8 @@ static int svc_external(struct vctx *v, cJSON *spec, struct svc_service *s)
 
 static int parse_service(struct vctx *v, cJSON *doc, struct svc_obj *o)
 {
-	static const char *const types[] = {"ClusterIP", "NodePort", "LoadBalancer",
-					     "ExternalName", NULL};
+	static const char *const types[] = {"ClusterIP", "NodePort", "LoadBalancer", "ExternalName",
+					    NULL};
 	struct svc_service *s = calloc(1, sizeof(*s));
 	const cJSON *spec;
 	int r, t;
@@ -532,9 +561,9 @@ static int parse_endpoints(struct vctx *v, cJSON *doc, struct svc_obj *o)
 	return 0;
 }
 
-static const char *const slice_ep_known[] = {"addresses", "conditions", "hostname", "nodeName",
-					     "zone",	  "targetRef",	"deprecatedTopology", "hints",
-					     NULL};
+static const char *const slice_ep_known[] = {"addresses",	   "conditions", "hostname",
+					     "nodeName",	   "zone",	 "targetRef",
+					     "deprecatedTopology", "hints",	 NULL};
 
 static int slice_endpoint(struct vctx *v, struct svc_epset *s, const cJSON *c, const char *p,
 			  const struct svc_ep_port *pv, uint32_t np)
@@ -618,20 +647,53 @@ out:
 
 /* --- Pod and Deployment ---------------------------------------------------- */
 
-static const char *const pod_spec_known[] = {
-	"containers",	"initContainers",  "restartPolicy", "nodeName", "nodeSelector",
-	"volumes",	"hostname",	   "subdomain",	    "dnsPolicy", "dnsConfig",
-	"securityContext", "serviceAccountName", "serviceAccount", "terminationGracePeriodSeconds",
-	"tolerations",	"affinity",	   "hostNetwork",   "imagePullSecrets", "priorityClassName",
-	"enableServiceLinks", "automountServiceAccountToken", "readinessGates", NULL};
-static const char *const ctr_known[] = {
-	"name",		"image",	 "command",	   "args",	    "env",
-	"envFrom",	"ports",	 "workingDir",	   "resources",	    "securityContext",
-	"readinessProbe", "livenessProbe", "startupProbe", "imagePullPolicy", "volumeMounts",
-	"stdin",	"stdinOnce",	 "tty",		   "lifecycle",	    "terminationMessagePath",
-	"terminationMessagePolicy", NULL};
-static const char *const ctr_port_known[] = {"name", "containerPort", "protocol", "hostPort",
-					     "hostIP", NULL};
+static const char *const pod_spec_known[] = {"containers",
+					     "initContainers",
+					     "restartPolicy",
+					     "nodeName",
+					     "nodeSelector",
+					     "volumes",
+					     "hostname",
+					     "subdomain",
+					     "dnsPolicy",
+					     "dnsConfig",
+					     "securityContext",
+					     "serviceAccountName",
+					     "serviceAccount",
+					     "terminationGracePeriodSeconds",
+					     "tolerations",
+					     "affinity",
+					     "hostNetwork",
+					     "imagePullSecrets",
+					     "priorityClassName",
+					     "enableServiceLinks",
+					     "automountServiceAccountToken",
+					     "readinessGates",
+					     NULL};
+static const char *const ctr_known[] = {"name",
+					"image",
+					"command",
+					"args",
+					"env",
+					"envFrom",
+					"ports",
+					"workingDir",
+					"resources",
+					"securityContext",
+					"readinessProbe",
+					"livenessProbe",
+					"startupProbe",
+					"imagePullPolicy",
+					"volumeMounts",
+					"stdin",
+					"stdinOnce",
+					"tty",
+					"lifecycle",
+					"terminationMessagePath",
+					"terminationMessagePolicy",
+					NULL};
+static const char *const ctr_port_known[] = {"name",	 "containerPort", "protocol",
+					     "hostPort", "hostIP",	  NULL};
 
 static int str_array(struct vctx *v, const cJSON *parent, const char *key, const char *pp)
 {
@@ -746,7 +808,8 @@ static int container(struct vctx *v, const cJSON *cj, const char *pp, struct svc
 	if ((r = vstr(v, cj, "name", pp, true, &name)) || (r = dup_str(v, name, &c->name)))
 		return r;
 	if (!is_dns_label(name))
-		return vfail(v, np, "must be a DNS label (lowercase letters, digits, '-'), got \"%.64s\"",
+		return vfail(v, np,
+			     "must be a DNS label (lowercase letters, digits, '-'), got \"%.64s\"",
 			     name);
 	if ((r = vstr(v, cj, "image", pp, true, &image)) || (r = dup_str(v, image, &c->image)) ||
 	    (r = str_array(v, cj, "command", pp)) || (r = str_array(v, cj, "args", pp)) ||
@@ -808,9 +871,15 @@ static int parse_pod(struct vctx *v, cJSON *doc, struct svc_obj *o)
 	return pod_spec(v, spec, "spec", o->u.pod);
 }
 
-static const char *const dep_spec_known[] = {
-	"replicas",	  "selector",		"template", "strategy", "minReadySeconds",
-	"revisionHistoryLimit", "progressDeadlineSeconds", "paused", NULL};
+static const char *const dep_spec_known[] = {"replicas",
+					     "selector",
+					     "template",
+					     "strategy",
+					     "minReadySeconds",
+					     "revisionHistoryLimit",
+					     "progressDeadlineSeconds",
+					     "paused",
+					     NULL};
 
 /* The pod template is checked as a pod would be, into a scratch object. */
 static int dep_template(struct vctx *v, const cJSON *spec, struct svc_deployment *d)
@@ -866,7 +935,8 @@ static int parse_deployment(struct vctx *v, cJSON *doc, struct svc_obj *o)
 	if ((r = varr(v, sel, "matchExpressions", "spec.selector", false, &expr)))
 		return r;
 	if (expr && cJSON_GetArraySize(expr))
-		return vfail(v, "spec.selector.matchExpressions", "not supported yet; use matchLabels");
+		return vfail(v, "spec.selector.matchExpressions",
+			     "not supported yet; use matchLabels");
 	if ((r = vlabels(v, sel, "matchLabels", "spec.selector", &d->selector)))
 		return r;
 	if (!d->selector.n)
@@ -880,9 +950,9 @@ static int parse_deployment(struct vctx *v, cJSON *doc, struct svc_obj *o)
 /* --- Entry point ----------------------------------------------------------- */
 
 static int (*const parsers[KIND_COUNT])(struct vctx *, cJSON *, struct svc_obj *) = {
-	[KIND_SERVICE] = parse_service,	    [KIND_ENDPOINTS] = parse_endpoints,
-	[KIND_ENDPOINTSLICE] = parse_slice, [KIND_POD] = parse_pod,
-	[KIND_DEPLOYMENT] = parse_deployment,
+    [KIND_SERVICE] = parse_service,	  [KIND_ENDPOINTS] = parse_endpoints,
+    [KIND_ENDPOINTSLICE] = parse_slice,	  [KIND_POD] = parse_pod,
+    [KIND_DEPLOYMENT] = parse_deployment,
 };
 
 int obj_from_doc(cJSON *doc, struct svc_obj **out, struct svc_warn *w, struct svc_err *e)

@@ -54,7 +54,8 @@ int vbad(struct vctx *v, const char *path, const char *want, const cJSON *got)
 	if (cJSON_IsString(got))
 		return vfail(v, path, "must be %s, got \"%.100s\"", want, got->valuestring);
 	if (cJSON_IsBool(got))
-		return vfail(v, path, "must be %s, got %s", want, cJSON_IsTrue(got) ? "true" : "false");
+		return vfail(v, path, "must be %s, got %s", want,
+			     cJSON_IsTrue(got) ? "true" : "false");
 	return vfail(v, path, "must be %s, got %s", want, vtype(got));
 }
 
@@ -239,8 +240,9 @@ int vlabels(struct vctx *v, const cJSON *parent, const char *key, const char *pp
 	{
 		snprintf(cp, sizeof(cp), "%s[\"%.100s\"]", p, c->string);
 		if (!label_key_ok(c->string))
-			return vfail(v, cp, "invalid key: a name of at most 63 characters (letters, "
-					    "digits, '-', '_', '.'), with an optional DNS prefix and '/'");
+			return vfail(v, cp,
+				     "invalid key: a name of at most 63 characters (letters, "
+				     "digits, '-', '_', '.'), with an optional DNS prefix and '/'");
 		if (!cJSON_IsString(c))
 			return vbad(v, cp, "a string", c);
 		if (*c->valuestring && !label_name_ok(c->valuestring, strlen(c->valuestring)))
@@ -270,8 +272,9 @@ int vannotations(struct vctx *v, const cJSON *parent, const char *ppath)
 	{
 		snprintf(p, sizeof(p), "%s.annotations[\"%.100s\"]", ppath, c->string);
 		if (!label_key_ok(c->string))
-			return vfail(v, p, "invalid key: a name of at most 63 characters (letters, "
-					   "digits, '-', '_', '.'), with an optional DNS prefix and '/'");
+			return vfail(v, p,
+				     "invalid key: a name of at most 63 characters (letters, "
+				     "digits, '-', '_', '.'), with an optional DNS prefix and '/'");
 		if (!cJSON_IsString(c))
 			return vbad(v, p, "a string", c);
 	}
@@ -354,7 +357,7 @@ bool is_port_name(const char *s)
 
 bool is_quantity(const char *s)
 {
-	static const char *const suffixes[] = {"",   "m",  "k",  "M",  "G",  "T",  "P", "E",
+	static const char *const suffixes[] = {"",   "m",  "k",	 "M",  "G",  "T",  "P", "E",
 					       "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", NULL};
 	const char *p = s;
 	bool digits = false;

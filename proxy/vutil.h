@@ -24,7 +24,7 @@ void vpath_i(char out[static VPATH], const char *parent, const char *field, int 
 
 const char *vtype(const cJSON *j); /* "string", "number", "mapping", ... */
 int vfail(struct vctx *v, const char *path, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 int vbad(struct vctx *v, const char *path, const char *want, const cJSON *got);
 
 /* Warn about keys of `obj` not in the NULL-terminated list `known`. */

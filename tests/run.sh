@@ -4,7 +4,7 @@
 # Runs the unit tests (BUILD_DIR/tests/test_*, then the sanitizer builds in
 # BUILD_DIR/san/tests/test_*), then each tests/integration/*.sh in its own bash
 # with the sanitizer builds of svcd and svcctl.  A FILTER keeps only the tests
-# whose name (unit/test_x, unit-san/test_x, integration/x) contains it.
+# whose name (unit/test_x, unit-san/test_x, unit-valgrind/test_x, integration/x) contains it.
 # One line per test, the output of failed tests, then the totals; exit 1 if
 # anything failed.  An integration test that leaves a network namespace, an
 # svcd process or a temp dir behind fails, and what it left is removed.
@@ -127,6 +127,19 @@ for dir in "$BUILD/tests:unit" "$BUILD/san/tests:unit-san"; do
 		report "$name"
 	done
 done
+
+# The plain unit binaries once more under valgrind: it sees what the
+# sanitizer build cannot (uninitialised reads, the real allocator).
+if command -v valgrind >/dev/null; then
+	for bin in "$BUILD"/tests/test_*; do
+		[[ -f $bin && -x $bin ]] || continue
+		name="unit-valgrind/${bin##*/}"
+		selected "$name" || continue
+		run_one "$name" valgrind -q --error-exitcode=1 --leak-check=full \
+			--errors-for-leak-kinds=definite,indirect "$bin"
+		report "$name"
+	done
+fi
 
 for script in tests/integration/*.sh; do
 	[ -f "$script" ] || continue

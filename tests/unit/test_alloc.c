@@ -25,7 +25,8 @@ static void test_small_range_exhaustion(void)
 			ip[i] = x;
 	}
 	CHECK(alloc_txn_ip(&t, &(struct svc_addr){0}, "spec.clusterIP", &e) < 0);
-	CHECK_HAS(e.msg, "spec.clusterIP: no free address in the service CIDR 10.96.0.0/29 (8 in use)");
+	CHECK_HAS(e.msg,
+		  "spec.clusterIP: no free address in the service CIDR 10.96.0.0/29 (8 in use)");
 	alloc_txn_commit(&t);
 	CHECK(a.ips.used == 8);
 	CHECK_STR(addr_fmt(&ip[0], s), "10.96.0.1");

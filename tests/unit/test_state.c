@@ -17,10 +17,8 @@ static char dir[64];
 
 static void open_state(struct svc_state *st, const char *cidr)
 {
-	struct state_config cfg = {.state_dir = dir,
-				   .service_cidr = cidr,
-				   .node_port_lo = 30000,
-				   .node_port_hi = 32767};
+	struct state_config cfg = {
+	    .state_dir = dir, .service_cidr = cidr, .node_port_lo = 30000, .node_port_hi = 32767};
 	struct svc_err e = {0};
 
 	CHECK(state_open(st, &cfg, &e) == 0);
@@ -65,8 +63,9 @@ static const char *cluster_ip(struct svc_state *st, const char *name, char buf[s
 	return o ? addr_fmt(&o->u.svc->cluster_ip, buf) : "(missing)";
 }
 
-#define SVC(name, port) \
-	"apiVersion: v1\nkind: Service\nmetadata:\n  name: " name "\nspec:\n  ports:\n  - port: " port "\n"
+#define SVC(name, port)                                                                            \
+	"apiVersion: v1\nkind: Service\nmetadata:\n  name: " name                                  \
+	"\nspec:\n  ports:\n  - port: " port "\n"
 
 static void test_all_or_nothing(void)
 {
@@ -95,7 +94,8 @@ static void test_restart_keeps_allocations(void)
 	uint16_t np;
 
 	open_state(&st, "10.96.0.0/16");
-	CHECK(apply(&st, SVC("one", "80") "---\n" SVC("two", "81") "  type: NodePort\n", &e, &action) == 0);
+	CHECK(apply(&st, SVC("one", "80") "---\n" SVC("two", "81") "  type: NodePort\n", &e,
+		    &action) == 0);
 	CHECK_STR(action, "created");
 	snprintf(ip1, sizeof(ip1), "%s", cluster_ip(&st, "one", b));
 	snprintf(ip2, sizeof(ip2), "%s", cluster_ip(&st, "two", b));
@@ -183,10 +183,11 @@ static void test_write_failure_is_atomic(void)
 	nsvc = model_count(st.model, KIND_SERVICE);
 	used = st.alloc.ips.used;
 	/* The second object cannot be written: neither may land. */
-	snprintf(big, sizeof(big),
-		 SVC("new1", "80") "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: new2\n"
-				   "  annotations:\n    x: '%0900d'\nspec:\n  ports:\n  - port: 80\n",
-		 0);
+	snprintf(
+	    big, sizeof(big),
+	    SVC("new1", "80") "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: new2\n"
+			      "  annotations:\n    x: '%0900d'\nspec:\n  ports:\n  - port: 80\n",
+	    0);
 	signal(SIGXFSZ, SIG_IGN);
 	getrlimit(RLIMIT_FSIZE, &old);
 	small.rlim_max = old.rlim_max;
@@ -197,6 +198,94 @@ static void test_write_failure_is_atomic(void)
 	CHECK(count_files() == before);
 	CHECK(model_count(st.model, KIND_SERVICE) == nsvc);
 	CHECK(st.alloc.ips.used == used);
+	state_close(&st);
+}
+
+static void touched(void *ctx, struct svc_obj *svc)
+{
+	(*(int *)ctx)++;
+	(void)svc;
+}
+
+static void run_pod(struct svc_state *st, const char *name, const char *ip, int *n)
+{
+	struct svc_obj *p = model_get(st->model, KIND_POD, "default", name);
+
+	CHECK(p != NULL);
+	if (!p)
+		return;
+	p->u.pod->phase = POD_RUNNING;
+	p->u.pod->ready = true;
+	addr_parse(ip, &p->u.pod->ip);
+	endpoints_source_changed(st, p, touched, n);
+}
+
+#define POD(name, app, port)                                                                       \
+	"apiVersion: v1\nkind: Pod\nmetadata:\n  name: " name "\n  labels:\n    app: " app         \
+	"\nspec:\n  containers:\n  - name: c\n    image: x\n    ports:\n    - name: web\n"         \
+	"      containerPort: " port "\n"
+
+static void test_endpoints_controller(void)
+{
+	struct svc_state st;
+	struct svc_err e = {0};
+	struct svc_obj *svc;
+	char ip[46];
+	int n = 0;
+
+	open_state(&st, "10.96.0.0/16");
+	CHECK(apply(&st,
+		    "apiVersion: v1\nkind: Service\nmetadata:\n  name: sel\nspec:\n  selector:\n"
+		    "    app: a\n  ports:\n  - name: http\n    port: 80\n    targetPort: web\n"
+		    "  - name: raw\n    port: 81\n    targetPort: 9000\n---\n" POD(
+			"p1", "a", "8080") "---\n" POD("p2", "a", "8081") "---\n" POD("other", "b",
+										      "8082"),
+		    &e, NULL) == 0);
+	svc = model_get(st.model, KIND_SERVICE, "default", "sel");
+	CHECK(svc && svc->u.svc->ready_addrs == 0); /* pods exist but do not run */
+	run_pod(&st, "p1", "10.244.0.5", &n);
+	run_pod(&st, "p2", "10.244.0.6", &n);
+	run_pod(&st, "other", "10.244.0.7", &n);
+	CHECK(n == 2); /* "other" does not match the selector */
+	if (svc && svc->u.svc->targets) {
+		const struct svc_port_targets *web = &svc->u.svc->targets[0],
+					      *raw = &svc->u.svc->targets[1];
+		CHECK(svc->u.svc->ready_addrs == 2);
+		CHECK(web->n == 2 && raw->n == 2);
+		if (web->n == 2 && raw->n == 2) {
+			/* The named targetPort resolves per pod; the number is used as is. */
+			CHECK((web->v[0].port == 8080 && web->v[1].port == 8081) ||
+			      (web->v[0].port == 8081 && web->v[1].port == 8080));
+			CHECK(raw->v[0].port == 9000 && raw->v[1].port == 9000);
+			CHECK_STR(addr_fmt(&raw->v[0].addr, ip),
+				  web->v[0].port == 8080 ? "10.244.0.5" : "10.244.0.6");
+		}
+	}
+	/* A selector-less service takes its endpoints from an Endpoints object. */
+	CHECK(
+	    apply(&st,
+		  "apiVersion: v1\nkind: Service\nmetadata:\n  name: manual\nspec:\n  ports:\n"
+		  "  - port: 80\n---\napiVersion: v1\nkind: Endpoints\nmetadata:\n  name: manual\n"
+		  "subsets:\n- addresses:\n  - ip: 192.0.2.1\n  notReadyAddresses:\n  - ip: "
+		  "192.0.2.2\n"
+		  "  ports:\n  - port: 8443\n",
+		  &e, NULL) == 0);
+	svc = model_get(st.model, KIND_SERVICE, "default", "manual");
+	CHECK(svc && svc->u.svc->targets && svc->u.svc->targets[0].n == 2);
+	CHECK(svc && svc->u.svc->ready_addrs == 1);
+	if (svc && svc->u.svc->targets && svc->u.svc->targets[0].n)
+		CHECK(svc->u.svc->targets[0].v[0].port == 8443);
+	/* Deleting the Endpoints object empties the service. */
+	struct state_results res;
+	CHECK(state_delete(&st, KIND_ENDPOINTS, "default", "manual", &res, &e) == 0);
+	state_results_free(&res);
+	CHECK(svc && svc->u.svc->targets && svc->u.svc->targets[0].n == 0);
+	cJSON *synth = endpoints_synthesize(model_get(st.model, KIND_SERVICE, "default", "sel"));
+	char *text = cJSON_PrintUnformatted(synth);
+	CHECK_HAS(text, "\"ip\":\"10.244.0.5\"");
+	CHECK_HAS(text, "\"name\":\"http\",\"port\":808");
+	free(text);
+	cJSON_Delete(synth);
 	state_close(&st);
 }
 
@@ -229,5 +318,8 @@ int main(void)
 	if (fresh_dir())
 		return 1;
 	test_exhaustion_message();
+	if (fresh_dir())
+		return 1;
+	test_endpoints_controller();
 	return UNIT_DONE("state");
 }

@@ -27,8 +27,8 @@ static int unit_pass, unit_fail;
 			unit_pass++;                                                               \
 		} else {                                                                           \
 			unit_fail++;                                                               \
-			fprintf(stderr, "%s:%d: expected \"%s\", got \"%s\"\n", __FILE__, __LINE__, \
-				b_ ? b_ : "(null)", a_ ? a_ : "(null)");                           \
+			fprintf(stderr, "%s:%d: expected \"%s\", got \"%s\"\n", __FILE__,          \
+				__LINE__, b_ ? b_ : "(null)", a_ ? a_ : "(null)");                 \
 		}                                                                                  \
 	} while (0)
 
