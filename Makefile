@@ -36,7 +36,7 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 SAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(SAN)/tests/%)
 
 .PHONY: all install uninstall run test check unit unit-san integration deps bench format \
-	format-check clean
+	format-check clean fuzz
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/svcd $(BUILD)/svcctl
@@ -81,6 +81,28 @@ $(SAN)/svcctl: $(CLI_SRC) $(CORE_SRC)
 	@$(if $(Q),echo "  LD/SAN  $@")
 	$(Q)$(CC) $(CFLAGS) -O1 $(SAN_FLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# Fuzz harnesses: replayed over their corpus under the sanitizers in `make
+# test`; `make fuzz` runs libFuzzer (clang) for FUZZ_SECONDS on each.
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_REPLAY := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=$(SAN)/fuzz/replay_%)
+FUZZ_SECONDS ?= 60
+
+$(SAN)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(CORE_SRC)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD/SAN  $@")
+	$(Q)$(CC) $(CFLAGS) -O1 $(SAN_FLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_SRC)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD/FUZZ $@")
+	$(Q)clang $(filter-out -MMD -MP -Wno-format-truncation,$(CFLAGS)) -O1 -g \
+		-fsanitize=fuzzer,address,undefined $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+fuzz: $(FUZZ_SRC:tests/fuzz/fuzz_%.c=$(BUILD)/fuzz/fuzz_%)
+	$(Q)for f in $^; do n=$${f##*/fuzz_}; mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+		$$f -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus-$$n tests/fuzz/corpus/$$n \
+		|| exit 1; done
+
 install: all
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 0755 $(BUILD)/svcd $(BUILD)/svcctl $(DESTDIR)$(BINDIR)/
@@ -99,7 +121,7 @@ run: deps
 test: deps
 	$(Q)$(MAKE) --no-print-directory check
 
-check: all $(UNIT_BIN) $(SAN_UNIT_BIN) $(SAN)/svcd $(SAN)/svcctl
+check: all $(UNIT_BIN) $(SAN_UNIT_BIN) $(SAN)/svcd $(SAN)/svcctl $(FUZZ_REPLAY)
 	$(Q)tests/run.sh $(BUILD)
 
 unit: $(UNIT_BIN)

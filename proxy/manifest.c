@@ -528,6 +528,11 @@ static int y_make(struct yctx *c, enum ykind k, const char *v, double num, bool 
 		break;
 	case YK_INT:
 	case YK_FLOAT:
+		/* Manifests become JSON, which has no infinity and no NaN. */
+		if (!isfinite(num))
+			return line_errf(
+			    c->pc->e, line,
+			    "%.40s is not a number JSON can hold; quote it for a string", v);
 		*out = cJSON_CreateNumber(num);
 		break;
 	case YK_RANGE:

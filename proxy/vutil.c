@@ -87,8 +87,10 @@ static int vmissing(struct vctx *v, const char *path)
 	return vfail(v, path, "required field is missing");
 }
 
-int vobj(struct vctx *v, const cJSON *parent, const char *key, const char *ppath, bool required,
-	 const cJSON **out)
+/* A present value of the wanted type, or absent (an error when required). */
+static int vtyped(struct vctx *v, const cJSON *parent, const char *key, const char *ppath,
+		  bool required, cJSON_bool (*is)(const cJSON *), const char *want,
+		  const cJSON **out)
 {
 	const cJSON *j = vget(parent, key);
 	char p[VPATH];
@@ -97,40 +99,35 @@ int vobj(struct vctx *v, const cJSON *parent, const char *key, const char *ppath
 	*out = NULL;
 	if (!j)
 		return required ? vmissing(v, p) : 0;
-	if (!cJSON_IsObject(j))
-		return vbad(v, p, "a mapping", j);
+	if (!is(j))
+		return vbad(v, p, want, j);
 	*out = j;
 	return 0;
+}
+
+int vobj(struct vctx *v, const cJSON *parent, const char *key, const char *ppath, bool required,
+	 const cJSON **out)
+{
+	return vtyped(v, parent, key, ppath, required, cJSON_IsObject, "a mapping", out);
 }
 
 int varr(struct vctx *v, const cJSON *parent, const char *key, const char *ppath, bool required,
 	 const cJSON **out)
 {
-	const cJSON *j = vget(parent, key);
-	char p[VPATH];
-
-	vpath(p, ppath, key);
-	*out = NULL;
-	if (!j)
-		return required ? vmissing(v, p) : 0;
-	if (!cJSON_IsArray(j))
-		return vbad(v, p, "a sequence", j);
-	*out = j;
-	return 0;
+	return vtyped(v, parent, key, ppath, required, cJSON_IsArray, "a sequence", out);
 }
 
 int vstr(struct vctx *v, const cJSON *parent, const char *key, const char *ppath, bool required,
 	 const char **out)
 {
-	const cJSON *j = vget(parent, key);
+	const cJSON *j;
 	char p[VPATH];
+	int r;
 
-	vpath(p, ppath, key);
 	*out = NULL;
-	if (!j)
-		return required ? vmissing(v, p) : 0;
-	if (!cJSON_IsString(j))
-		return vbad(v, p, "a string", j);
+	if ((r = vtyped(v, parent, key, ppath, required, cJSON_IsString, "a string", &j)) || !j)
+		return r;
+	vpath(p, ppath, key);
 	if (required && !*j->valuestring)
 		return vfail(v, p, "must not be empty");
 	*out = j->valuestring;

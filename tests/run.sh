@@ -128,6 +128,16 @@ for dir in "$BUILD/tests:unit" "$BUILD/san/tests:unit-san"; do
 	done
 done
 
+# Every fuzz harness over its committed corpus, under the sanitizers.
+for bin in "$BUILD"/san/fuzz/replay_*; do
+	[[ -f $bin && -x $bin ]] || continue
+	n=${bin##*/replay_}
+	name="fuzz-replay/$n"
+	selected "$name" || continue
+	run_one "$name" "$bin" tests/fuzz/corpus/"$n"/*
+	report "$name"
+done
+
 # The plain unit binaries once more under valgrind: it sees what the
 # sanitizer build cannot (uninitialised reads, the real allocator).
 if command -v valgrind >/dev/null; then
