@@ -561,9 +561,12 @@ int state_apply(struct svc_state *st, const char *source, const char *text, size
 	struct txn t;
 	int r;
 
+	double t0 = now_mono(), t1, t2;
+
 	memset(res, 0, sizeof(*res));
 	if ((r = manifest_parse(source, text, len, &docs, e)))
 		return r;
+	t1 = now_mono();
 	txn_begin(&t, st, false);
 	for (size_t i = 0; i < docs.n; i++) {
 		if ((r = stage_doc(&t, source, &docs.v[i], NULL, w, e)))
@@ -574,10 +577,13 @@ int state_apply(struct svc_state *st, const char *source, const char *text, size
 	}
 	if (!r && !docs.n)
 		r = svc_errf(e, EINVAL, "%s: no objects found", source);
+	t2 = now_mono();
 	if (r)
 		txn_abort(&t);
 	else
 		r = txn_commit(&t, res, e);
+	svc_log(SVC_LOG_DEBUG, "apply %s: %zu documents, parse %.1f ms, stage %.1f ms, commit %.1f ms",
+		source, docs.n, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (now_mono() - t2) * 1e3);
 	manifest_docs_free(&docs);
 	return r;
 }
