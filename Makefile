@@ -14,7 +14,7 @@ EV_LIBS := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
 CC ?= cc
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-	-Wformat=2 -Wno-format-truncation -D_GNU_SOURCE -MMD -MP -Iproxy $(PKG_CFLAGS)
+	-Wformat=2 -Wno-format-truncation -D_GNU_SOURCE -MMD -MP -Iproxy -Inetlink $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) $(EV_LIBS) -lm
 
 ifeq ($(V),1)
@@ -62,6 +62,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(BUILD)/libsvcd.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(UNIT_HELPERS) $(BUILD)/libsvcd.a $(LDLIBS)
+
+# Traffic tools for the data-plane tests: no libraries, plain CFLAGS.
+TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests/tools/*.c))
+$(BUILD)/tests/tools/%: tests/tools/%.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -o $@ $<
 
 # The same unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
 $(SAN)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(CORE_SRC)
@@ -121,7 +128,7 @@ run: deps
 test: deps
 	$(Q)$(MAKE) --no-print-directory check
 
-check: all $(UNIT_BIN) $(SAN_UNIT_BIN) $(SAN)/svcd $(SAN)/svcctl $(FUZZ_REPLAY)
+check: all $(UNIT_BIN) $(SAN_UNIT_BIN) $(SAN)/svcd $(SAN)/svcctl $(FUZZ_REPLAY) $(TOOLS)
 	$(Q)tests/run.sh $(BUILD)
 
 unit: $(UNIT_BIN)

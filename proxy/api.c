@@ -546,6 +546,8 @@ static cJSON *op_status(struct conn *c, const cJSON *req)
 		cJSON_AddStringToObject(ls, "time", ts);
 	}
 	cJSON_AddNumberToObject(ls, "services", (double)rs.last_changed);
+	cJSON_AddNumberToObject(resp, "programmedElements", (double)rs.elements);
+	cJSON_AddNumberToObject(resp, "programmedChains", (double)rs.chains);
 	cJSON_AddNumberToObject(resp, "syncs", (double)rs.syncs);
 	cJSON_AddNumberToObject(resp, "syncFailures", (double)rs.failures);
 	counts = cJSON_AddObjectToObject(resp, "counts");

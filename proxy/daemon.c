@@ -3,8 +3,11 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "nft.h"
 #include "util.h"
 
 void svcd_config_defaults(struct svcd_config *cfg)
@@ -18,6 +21,12 @@ void svcd_config_defaults(struct svcd_config *cfg)
 	cfg->resync_seconds = 30;
 	cfg->mode = "auto";
 	cfg->dns_service_ip = "10.96.0.10";
+	cfg->cluster_cidr = "10.244.0.0/16";
+	cfg->nft_table = "svcd";
+	static char host[256];
+	if (!host[0] && gethostname(host, sizeof(host) - 1))
+		snprintf(host, sizeof(host), "localhost");
+	cfg->node_name = host;
 }
 
 static void on_store_event(void *ctx, const char *name)
@@ -35,14 +44,33 @@ static void on_store_io(struct ev_loop *loop, ev_io *w, int revents)
 		svc_log(SVC_LOG_ERROR, "store: reading directory events: %s", strerror(errno));
 }
 
-static int check_mode(const char *mode, struct svc_err *e)
+/* --mode auto takes nftables whenever it can be programmed, and says so;
+ * --mode nftables fails loudly when it cannot. */
+static int start_dataplane(struct svcd *d, struct svc_err *e)
 {
-	/* The data-plane backends arrive with their own issues; until then
-	 * the desired state is kept and served, and nothing is programmed. */
-	if (!strcmp(mode, "auto") || !strcmp(mode, "none"))
+	struct nft_config nc = {.table = d->cfg.nft_table,
+				.cluster_cidr = d->cfg.cluster_cidr,
+				.node_name = d->cfg.node_name};
+	const char *mode = d->cfg.mode;
+	struct svc_backend b;
+	int r;
+
+	if (!strcmp(mode, "none"))
 		return 0;
-	return svc_errf(e, EINVAL,
-			"--mode: \"%s\" is not available in this build (use auto or none)", mode);
+	if (strcmp(mode, "auto") && strcmp(mode, "nftables"))
+		return svc_errf(e, EINVAL, "--mode: \"%s\" is not one of auto, nftables, none",
+				mode);
+	r = nft_backend_new(&nc, &b, e);
+	if (r && !strcmp(mode, "nftables"))
+		return svc_err_ctx(e, "--mode nftables");
+	if (r) {
+		svc_log(SVC_LOG_WARN, "mode auto: nftables cannot be used (%s); no data plane",
+			e->msg);
+		svc_err_clear(e);
+		return 0;
+	}
+	svc_log(SVC_LOG_INFO, "data plane: nftables (table ip %s)", d->cfg.nft_table);
+	return reconciler_add_backend(d->rec, &b) ? svc_errf(e, ENOSPC, "too many backends") : 0;
 }
 
 int svcd_start(struct svcd *d, struct ev_loop *loop, const struct svcd_config *cfg,
@@ -61,11 +89,11 @@ int svcd_start(struct svcd *d, struct ev_loop *loop, const struct svcd_config *c
 	d->loop = loop;
 	d->cfg = *cfg;
 	d->started = time(NULL);
-	if ((r = check_mode(cfg->mode, e)) || (r = state_open(&d->st, &sc, e)))
+	if ((r = state_open(&d->st, &sc, e)))
 		return r;
 	if ((r = state_load(&d->st, e)) ||
 	    (r = reconciler_new(loop, &d->st, cfg->resync_seconds, &d->rec, e)) ||
-	    (r = api_open(d, cfg->socket_path, &d->api, e))) {
+	    (r = start_dataplane(d, e)) || (r = api_open(d, cfg->socket_path, &d->api, e))) {
 		svcd_stop(d);
 		return r;
 	}

@@ -17,8 +17,11 @@ struct svcd_config {
 	const char *service_cidr; /* --service-cidr */
 	uint16_t node_port_lo, node_port_hi;
 	double resync_seconds; /* --resync-period */
-	const char *mode;      /* --mode: auto, none */
+	const char *mode;      /* --mode: auto, nftables, none */
 	const char *dns_service_ip;
+	const char *cluster_cidr; /* --cluster-cidr */
+	const char *node_name;	  /* --node-name: endpoints there are local */
+	const char *nft_table;	  /* the nftables table svcd owns */
 };
 
 struct svc_api;

@@ -106,7 +106,7 @@ static int run_backends(struct svc_reconciler *r, const char *const *keys, size_
 		struct svc_backend *b = &r->backends[i];
 		int rc = b->sync(b->priv, r->st->model, keys, n, full, e);
 		if (rc)
-			return svc_err_ctx(e, "%s", b->name);
+			return rc; /* backends name themselves in their messages */
 	}
 	return 0;
 }
@@ -242,6 +242,13 @@ void reconciler_status(const struct svc_reconciler *r, struct reconcile_status *
 	out->mode = r->mode;
 	out->desired = r->st->generation;
 	out->synced = out->applied >= out->desired && !out->last_error[0];
+	for (int i = 0; i < r->nbackends; i++) {
+		size_t el = 0, ch = 0;
+		if (r->backends[i].stats)
+			r->backends[i].stats(r->backends[i].priv, &el, &ch);
+		out->elements += el;
+		out->chains += ch;
+	}
 }
 
 struct reconcile_waiter *reconciler_wait(struct svc_reconciler *r, uint64_t gen,

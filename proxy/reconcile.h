@@ -24,6 +24,8 @@ struct svc_backend {
 	int (*sync)(void *priv, const struct svc_model *m, const char *const *changed, size_t n,
 		    bool full, struct svc_err *e);
 	void (*destroy)(void *priv);
+	/* Optional: how much the backend has programmed, for status. */
+	void (*stats)(void *priv, size_t *elements, size_t *chains);
 	void *priv;
 };
 
@@ -36,7 +38,8 @@ struct reconcile_status {
 	time_t last_time;     /* 0: never */
 	char last_error[256]; /* "" when the last sync succeeded */
 	uint64_t syncs, failures;
-	size_t last_changed; /* services handed to the backends in the last sync */
+	size_t last_changed;	 /* services handed to the backends in the last sync */
+	size_t elements, chains; /* what the backends report having programmed */
 };
 
 struct svc_reconciler;

@@ -62,6 +62,17 @@ void *smap_get(const struct smap *m, const char *key)
 	return found ? m->v[i].val : NULL;
 }
 
+void **smap_ref(const struct smap *m, const char *key)
+{
+	bool found;
+	size_t i;
+
+	if (!m->cap)
+		return NULL;
+	i = find(m, key, &found);
+	return found ? &m->v[i].val : NULL;
+}
+
 int smap_put(struct smap *m, const char *key, void *val)
 {
 	bool found;

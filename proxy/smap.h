@@ -17,7 +17,9 @@ struct smap {
 };
 
 void *smap_get(const struct smap *m, const char *key);
-int smap_put(struct smap *m, const char *key, void *val); /* replaces */
+int smap_put(struct smap *m, const char *key, void *val); /* replaces, key too */
+/* The value slot of an existing key (its stored key is kept), or NULL. */
+void **smap_ref(const struct smap *m, const char *key);
 void *smap_del(struct smap *m, const char *key);
 void smap_free(struct smap *m);
 /* Iterate: returns the next entry at or after *cursor, or NULL. */

@@ -582,8 +582,9 @@ int state_apply(struct svc_state *st, const char *source, const char *text, size
 		txn_abort(&t);
 	else
 		r = txn_commit(&t, res, e);
-	svc_log(SVC_LOG_DEBUG, "apply %s: %zu documents, parse %.1f ms, stage %.1f ms, commit %.1f ms",
-		source, docs.n, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (now_mono() - t2) * 1e3);
+	svc_log(SVC_LOG_DEBUG,
+		"apply %s: %zu documents, parse %.1f ms, stage %.1f ms, commit %.1f ms", source,
+		docs.n, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (now_mono() - t2) * 1e3);
 	manifest_docs_free(&docs);
 	return r;
 }

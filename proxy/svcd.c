@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "nft.h"
 #include "util.h"
 
 static void usage(FILE *f)
@@ -24,7 +25,13 @@ static void usage(FILE *f)
 		"  --node-port-range A-B    nodePort range (default 30000-32767)\n"
 		"  --dns-service-ip IP      kept out of the ClusterIP pool (default 10.96.0.10)\n"
 		"  --resync-period SECONDS  full data-plane resync (default 30, 0 disables)\n"
-		"  --mode MODE              data plane: auto (default) or none\n"
+		"  --mode MODE              data plane: auto (default: nftables when it works),\n"
+		"                           nftables, or none\n"
+		"  --cluster-cidr CIDR      pod addresses; clients outside are masqueraded\n"
+		"                           (default 10.244.0.0/16)\n"
+		"  --node-name NAME         endpoints with this nodeName are local (default: "
+		"hostname)\n"
+		"  --cleanup                remove everything svcd programmed, then exit\n"
 		"  -v, --verbose            debug logging\n"
 		"  -h, --help\n");
 }
@@ -50,9 +57,20 @@ static int parse_range(const char *s, uint16_t *lo, uint16_t *hi)
 	return 0;
 }
 
-static int parse_args(int argc, char **argv, struct svcd_config *cfg, int *verbose)
+static int parse_args(int argc, char **argv, struct svcd_config *cfg, int *verbose, int *cleanup)
 {
-	enum { O_STATE = 256, O_SOCKET, O_CIDR, O_NPR, O_DNSIP, O_RESYNC, O_MODE };
+	enum {
+		O_STATE = 256,
+		O_SOCKET,
+		O_CIDR,
+		O_NPR,
+		O_DNSIP,
+		O_RESYNC,
+		O_MODE,
+		O_CCIDR,
+		O_NODE,
+		O_CLEANUP
+	};
 	static const struct option opts[] = {
 	    {"state-dir", required_argument, NULL, O_STATE},
 	    {"socket", required_argument, NULL, O_SOCKET},
@@ -104,6 +122,15 @@ static int parse_args(int argc, char **argv, struct svcd_config *cfg, int *verbo
 		case O_MODE:
 			cfg->mode = optarg;
 			break;
+		case O_CCIDR:
+			cfg->cluster_cidr = optarg;
+			break;
+		case O_NODE:
+			cfg->node_name = optarg;
+			break;
+		case O_CLEANUP:
+			*cleanup = 1;
+			break;
 		case 'v':
 			*verbose = 1;
 			break;
@@ -137,11 +164,19 @@ int main(int argc, char **argv)
 	struct ev_loop *loop;
 	ev_signal sigterm, sigint;
 	struct svcd d;
-	int verbose = 0, r;
+	int verbose = 0, cleanup = 0, r;
 
 	svcd_config_defaults(&cfg);
-	if ((r = parse_args(argc, argv, &cfg, &verbose)))
+	if ((r = parse_args(argc, argv, &cfg, &verbose, &cleanup)))
 		return r;
+	if (cleanup) {
+		/* Rules outlive the daemon on purpose; this is how they go. */
+		if (nft_cleanup(cfg.nft_table, &e)) {
+			fprintf(stderr, "svcd: --cleanup: %s\n", e.msg);
+			return 1;
+		}
+		return 0;
+	}
 	setvbuf(stderr, NULL, _IOLBF, 0);
 	svc_log_set(log_stderr, verbose ? SVC_LOG_DEBUG : SVC_LOG_INFO);
 	signal(SIGPIPE, SIG_IGN);
