@@ -18,14 +18,18 @@
 #include "daemon.h"
 #include "util.h"
 
-#define MAX_REQUEST (64u << 20)
-#define MAX_BACKLOG (256u << 20) /* a watcher this far behind is dropped */
+#define MAX_REQUEST	  (64u << 20)
+#define MAX_BACKLOG	  (256u << 20) /* a reader this far behind is dropped */
+#define MAX_WATCH_BACKLOG (16u << 20)  /* a watcher that far behind re-lists */
+#define MAX_CONNS	  1024
+#define ACCEPT_RETRY	  0.1 /* seconds, after running out of descriptors */
 
 struct conn {
 	struct svc_api *api;
 	struct conn *prev, *next;
 	int fd, refs;
 	bool closing, processing;
+	bool eof; /* the client shut down its side: answer, then close */
 	ev_io rio, wio;
 	struct sbuf in, out;
 	/* apply --wait: requests after it wait for its answer */
@@ -42,7 +46,9 @@ struct svc_api {
 	int fd;
 	char *path;
 	ev_io io;
+	ev_timer retry; /* accept paused: out of descriptors or connections */
 	struct conn *conns;
+	unsigned nconns;
 };
 
 static void conn_process(struct conn *c);
@@ -82,7 +88,16 @@ static void conn_close(struct conn *c)
 		a->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	if (a->nconns-- == MAX_CONNS && !ev_is_active(&a->retry))
+		ev_io_start(a->d->loop, &a->io);
 	conn_unref(c);
+}
+
+/* After the client's EOF: close once every answer is out. */
+static void conn_maybe_finish(struct conn *c)
+{
+	if (c->eof && !c->closing && !c->waiter && !c->out.len)
+		conn_close(c);
 }
 
 static void conn_flush(struct conn *c)
@@ -105,14 +120,16 @@ static void conn_flush(struct conn *c)
 		ev_io_start(c->api->d->loop, &c->wio);
 	else
 		ev_io_stop(c->api->d->loop, &c->wio);
+	if (!c->out.len && !c->processing)
+		conn_maybe_finish(c);
 }
 
 static void conn_send_text(struct conn *c, const char *text, size_t len)
 {
 	if (c->closing)
 		return;
-	if (c->out.len + len > MAX_BACKLOG || sbuf_add(&c->out, text, len) ||
-	    sbuf_add(&c->out, "\n", 1)) {
+	if (c->out.len + len > (c->watching ? MAX_WATCH_BACKLOG : MAX_BACKLOG) ||
+	    sbuf_add(&c->out, text, len) || sbuf_add(&c->out, "\n", 1)) {
 		svc_log(SVC_LOG_WARN, "api: client too far behind, disconnecting it");
 		conn_close(c);
 		return;
@@ -242,9 +259,11 @@ static void on_waited(void *ctx, int err, const char *msg)
 		cJSON_AddStringToObject(resp, "reason", "SyncFailed");
 		cJSON_AddStringToObject(resp, "error", buf);
 	}
+	conn_ref(c); /* sending may close, and free, the connection */
 	conn_send(c, resp);
 	if (!c->closing)
 		conn_process(c); /* requests queued behind the wait */
+	conn_unref(c);
 }
 
 static cJSON *op_apply(struct conn *c, const cJSON *req)
@@ -655,11 +674,17 @@ static void conn_process(struct conn *c)
 		if (len > (1u << 20))
 			malloc_trim(0);
 	}
-	if (!c->closing && c->in.len >= MAX_REQUEST) {
+	if (!c->closing && !c->waiter && c->in.len >= MAX_REQUEST) {
 		conn_send(c, bad_request("request longer than 64 MiB"));
 		conn_close(c);
 	}
+	/* A last request without its newline still counts once the client is done. */
+	if (!c->closing && !c->waiter && c->eof && c->in.len) {
+		handle_line(c, c->in.p, c->in.len);
+		sbuf_consume(&c->in, c->in.len);
+	}
 	c->processing = false;
+	conn_maybe_finish(c);
 	conn_unref(c);
 }
 
@@ -668,7 +693,6 @@ static void on_conn_read(struct ev_loop *loop, ev_io *w, int revents)
 	struct conn *c = w->data;
 	ssize_t n;
 
-	(void)loop;
 	(void)revents;
 	if (sbuf_reserve(&c->in, 65536)) {
 		conn_close(c);
@@ -677,8 +701,15 @@ static void on_conn_read(struct ev_loop *loop, ev_io *w, int revents)
 	n = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len - 1, 0);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (n <= 0) {
+	if (n < 0) {
 		conn_close(c);
+		return;
+	}
+	if (n == 0) {
+		/* Half-close: what was asked is still answered. */
+		c->eof = true;
+		ev_io_stop(loop, &c->rio);
+		conn_process(c);
 		return;
 	}
 	c->in.len += (size_t)n;
@@ -705,12 +736,22 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)revents;
 	fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
-		return; /* EMFILE and friends: the client sees a reset, we go on */
+	if (fd < 0) {
+		/* Out of descriptors: the socket stays readable, so pause
+		 * instead of spinning, and try again shortly. */
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			ev_io_stop(loop, &a->io);
+			ev_timer_set(&a->retry, ACCEPT_RETRY, 0);
+			ev_timer_start(loop, &a->retry);
+		}
+		return;
+	}
 	if (!(c = calloc(1, sizeof(*c)))) {
 		close(fd);
 		return;
 	}
+	if (++a->nconns == MAX_CONNS)
+		ev_io_stop(loop, &a->io); /* resumed when one closes */
 	c->api = a;
 	c->fd = fd;
 	c->refs = 1;
@@ -723,6 +764,15 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		a->conns->prev = c;
 	a->conns = c;
 	ev_io_start(loop, &c->rio);
+}
+
+static void on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct svc_api *a = w->data;
+
+	(void)revents;
+	if (a->nconns < MAX_CONNS)
+		ev_io_start(loop, &a->io);
 }
 
 static int make_parent(const char *path)
@@ -790,6 +840,8 @@ int api_open(struct svcd *d, const char *path, struct svc_api **out, struct svc_
 	}
 	ev_io_init(&a->io, on_accept, a->fd, EV_READ);
 	a->io.data = a;
+	ev_init(&a->retry, on_accept_retry);
+	a->retry.data = a;
 	ev_io_start(d->loop, &a->io);
 	state_listen(&d->st, on_state_event, a);
 	*out = a;
@@ -803,6 +855,7 @@ void api_close(struct svc_api *a)
 	while (a->conns)
 		conn_close(a->conns);
 	ev_io_stop(a->d->loop, &a->io);
+	ev_timer_stop(a->d->loop, &a->retry);
 	close(a->fd);
 	unlink(a->path);
 	free(a->path);

@@ -54,6 +54,22 @@ static void add_endpoint(struct svc_service *s, const struct svc_addr *addr, boo
 	}
 }
 
+/* A named targetPort is looked up in every container, as Kubernetes does;
+ * a numeric one applies to the pod as a whole. */
+static void add_pod(struct svc_service *s, const struct svc_obj *o, const struct svc_pod *p)
+{
+	for (uint32_t sp = 0; sp < s->nports; sp++) {
+		const struct svc_port *port = &s->ports[sp];
+		struct svc_target tg = {
+		    .addr = p->ip, .ready = p->ready, .hostname = o->name, .node = p->node_name};
+		for (uint32_t c = 0; c < p->ncontainers && !tg.port; c++)
+			tg.port = resolve_port(port, p->containers[c].ports,
+					       p->containers[c].nports, true);
+		if (tg.port)
+			add_target(&s->targets[sp], &tg);
+	}
+}
+
 static void from_pods(struct svc_state *st, const struct svc_obj *svc)
 {
 	struct svc_service *s = svc->u.svc;
@@ -65,15 +81,7 @@ static void from_pods(struct svc_state *st, const struct svc_obj *svc)
 		if (strcmp(o->ns, svc->ns) || !p->ip.family || p->phase != POD_RUNNING ||
 		    !labels_match(&s->selector, &o->labels))
 			continue;
-		for (uint32_t c = 0; c < p->ncontainers; c++) {
-			/* Container ports only matter for named targetPorts; numeric
-			 * ones apply to the pod as a whole, so take the first container. */
-			if (c > 0 && !p->containers[c].nports)
-				continue;
-			add_endpoint(s, &p->ip, p->ready, o->name, p->node_name,
-				     p->containers[c].ports, p->containers[c].nports, true);
-			break;
-		}
+		add_pod(s, o, p);
 	}
 }
 

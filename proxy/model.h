@@ -13,6 +13,7 @@
 
 #include "addr.h"
 #include "err.h"
+#include "store.h"
 
 enum svc_kind {
 	KIND_SERVICE,
@@ -135,10 +136,10 @@ struct svc_deployment {
 struct svc_obj {
 	enum svc_kind kind;
 	char *ns, *name;
-	char *key;  /* "Kind/ns/name", the model's index */
-	char *json; /* canonical stored form, compact JSON */
-	char *path; /* file name inside the objects directory */
-	ino_t ino;  /* inode we last wrote there, to ignore our own events */
+	char *key;		 /* "Kind/ns/name", the model's index */
+	char *json;		 /* canonical stored form, compact JSON */
+	char *path;		 /* file name inside the objects directory */
+	struct file_stamp stamp; /* the file as we last wrote or read it */
 	char uid[37];
 	time_t created;
 	int64_t generation; /* bumped when the spec changes */

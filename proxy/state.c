@@ -52,6 +52,8 @@ void state_results_free(struct state_results *r)
 	memset(r, 0, sizeof(*r));
 }
 
+static void bad_file_clear(struct svc_state *st, const char *name);
+
 static void notify(struct svc_state *st, enum svc_event ev, const struct svc_obj *o)
 {
 	for (int i = 0; i < st->nlisteners; i++)
@@ -135,6 +137,18 @@ static int set_cluster_ip(cJSON *spec, const char *ip)
 	return cJSON_AddItemToObject(spec, "clusterIPs", ips) ? 0 : -ENOMEM;
 }
 
+/* A stored object keeps an address or port outside today's ranges (the
+ * flags changed since it was allocated), as Kubernetes keeps such services:
+ * it is served, and just never handed out again. */
+static bool kept_out_of_range(struct txn *t, int r, struct svc_err *e)
+{
+	if (r != -EINVAL || !t->from_file)
+		return false;
+	svc_log(SVC_LOG_WARN, "store: keeping %s", e->msg);
+	svc_err_clear(e);
+	return true;
+}
+
 static int stage_cluster_ip(struct txn *t, cJSON *spec, struct svc_service *s,
 			    const struct svc_service *os, struct svc_err *e)
 {
@@ -161,7 +175,8 @@ static int stage_cluster_ip(struct txn *t, cJSON *spec, struct svc_service *s,
 	}
 	if (s->headless)
 		return set_cluster_ip(spec, "None") ? svc_errf(e, ENOMEM, "out of memory") : 0;
-	if (!keep && (r = alloc_txn_ip(&t->at, &s->cluster_ip, "spec.clusterIP", e)))
+	if (!keep && (r = alloc_txn_ip(&t->at, &s->cluster_ip, "spec.clusterIP", e)) &&
+	    !kept_out_of_range(t, r, e))
 		return r;
 	return set_cluster_ip(spec, addr_fmt(&s->cluster_ip, ip))
 		   ? svc_errf(e, ENOMEM, "out of memory")
@@ -199,7 +214,8 @@ static int stage_node_ports(struct txn *t, cJSON *spec, struct svc_service *s,
 		if (o >= 0) {
 			used[o] = true;
 			p->node_port = os->ports[o].node_port;
-		} else if ((r = alloc_txn_port(&t->at, &p->node_port, field, e))) {
+		} else if ((r = alloc_txn_port(&t->at, &p->node_port, field, e)) &&
+			   !kept_out_of_range(t, r, e)) {
 			return r;
 		}
 		if (vset_num(cJSON_GetArrayItem(ports, (int)i), "nodePort", p->node_port))
@@ -372,6 +388,21 @@ static void doc_label(const struct svc_doc *d, char *buf, size_t n)
 		snprintf(buf, n, "%s", d->label);
 }
 
+/* The canonical file name for a new object, or a variant of it when a
+ * hand-written file of that name holds something else. */
+static const char *free_name(struct svc_state *st, const struct svc_obj *o, char *buf, size_t n)
+{
+	char base[256];
+
+	if (store_name_for(base, sizeof(base), kind_name(o->kind), o->ns, o->name))
+		return NULL;
+	snprintf(buf, n, "%s", base);
+	for (int i = 2; i < 1000 && (smap_get(&st->paths, buf) || smap_get(&st->bad_files, buf));
+	     i++)
+		snprintf(buf, n, "%.*s-%d.json", (int)strlen(base) - 5, base, i);
+	return buf;
+}
+
 /* Validate one document and stage it.  Warnings and errors get the prefix. */
 static int stage_doc(struct txn *t, const char *source, struct svc_doc *d, const char *path,
 		     struct svc_warn *w, struct svc_err *e)
@@ -394,8 +425,8 @@ static int stage_doc(struct txn *t, const char *source, struct svc_doc *d, const
 		return svc_errf(e, EINVAL, "%s: %s: defined twice in one apply", source, label);
 	}
 	old = model_get_key(t->st->model, o->key);
-	if (!path && store_name_for(name, sizeof(name), kind_name(o->kind), o->ns, o->name) == 0)
-		path = old ? old->path : name;
+	if (!path)
+		path = old ? old->path : free_name(t->st, o, name, sizeof(name));
 	if (!(it = txn_add(t)) || !path || !(it->path = strdup(path))) {
 		obj_free(o);
 		return svc_errf(e, ENOMEM, "out of memory");
@@ -446,13 +477,15 @@ static int txn_write(struct txn *t, struct svc_err *e)
 		n++;
 	}
 	r = n ? store_commit(t->st->store, ops, n, e) : 0;
-	/* Remember the inodes we wrote, so our own inotify events are ignored. */
+	/* Remember what we wrote, so our own inotify events are ignored; a
+	 * file we replaced is no longer a bad one. */
 	for (size_t i = 0, k = 0; !r && i < t->n; i++) {
 		struct titem *it = &t->v[i];
 		if (!strcmp(it->action, "unchanged") || !it->write)
 			continue;
 		if (it->o)
-			it->o->ino = ops[k].ino;
+			it->o->stamp = ops[k].stamp;
+		bad_file_clear(t->st, it->path);
 		k++;
 	}
 	free(ops);
@@ -483,7 +516,8 @@ static void publish_one(struct txn *t, struct titem *it)
 	struct svc_state *st = t->st;
 	struct svc_obj *o = it->o, *old = it->old, *prev;
 
-	if (old)
+	/* The path may already belong to the object replacing this one. */
+	if (old && smap_get(&st->paths, old->path) == old)
 		smap_del(&st->paths, old->path);
 	if (!o) {
 		model_del(st->model, old->key);
@@ -729,7 +763,7 @@ void state_close(struct svc_state *st)
 struct loaded {
 	char *name, *text;
 	size_t len;
-	ino_t ino;
+	struct file_stamp stamp;
 	struct svc_docs docs;
 };
 
@@ -747,7 +781,7 @@ static int read_one(struct svc_state *st, const char *name, struct loaded *l, st
 	memset(l, 0, sizeof(*l));
 	if (!(l->name = strdup(name)))
 		return svc_errf(e, ENOMEM, "out of memory");
-	if ((r = store_read(st->store, name, MAX_FILE, &l->text, &l->len, &l->ino, e)))
+	if ((r = store_read(st->store, name, MAX_FILE, &l->text, &l->len, &l->stamp, e)))
 		return r;
 	if ((r = manifest_parse(name, l->text, l->len, &l->docs, e)))
 		return r;
@@ -781,14 +815,18 @@ static int load_one(struct svc_state *st, struct loaded *l, struct svc_err *e)
 			     it->o->ns, it->o->name, other->path);
 		goto fail;
 	}
-	/* The file now names another object: the one it held goes away. */
-	if (prev && prev != other && (r = stage_delete(&t, prev, e)))
-		goto fail;
+	/* The file now names another object: the one it held goes away, but
+	 * the file itself stays, holding the new one. */
+	if (prev && prev != other) {
+		if ((r = stage_delete(&t, prev, e)))
+			goto fail;
+		t.v[t.n - 1].write = false;
+	}
 	it = &t.v[0];
 	it->write = it->text && strcmp(it->text, l->text) != 0;
-	it->o->ino = l->ino;
+	it->o->stamp = l->stamp;
 	if (prev && !it->text)
-		prev->ino = l->ino; /* unchanged: later events for this inode are ours too */
+		prev->stamp = l->stamp; /* unchanged: later events for this file are ours too */
 	if ((r = txn_commit(&t, NULL, e)))
 		return r;
 	bad_file_clear(st, l->name);
@@ -804,9 +842,17 @@ static bool has_explicit_allocation(const struct loaded *l)
 {
 	const cJSON *doc = l->docs.n ? l->docs.v[0].json : NULL;
 	const cJSON *spec = cJSON_GetObjectItemCaseSensitive(doc, "spec");
-	const cJSON *ip = cJSON_GetObjectItemCaseSensitive(spec, "clusterIP");
+	const cJSON *ip = cJSON_GetObjectItemCaseSensitive(spec, "clusterIP"), *p;
 
-	return cJSON_IsString(ip) && *ip->valuestring;
+	if (cJSON_IsString(ip) && *ip->valuestring)
+		return true;
+	cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(spec, "ports"))
+	{
+		const cJSON *np = cJSON_GetObjectItemCaseSensitive(p, "nodePort");
+		if (cJSON_IsNumber(np) && np->valuedouble > 0)
+			return true;
+	}
+	return false;
 }
 
 /* Each file is read, loaded and freed before the next, so that start-up
@@ -874,11 +920,11 @@ static void file_changed(struct svc_state *st, const char *name)
 	struct svc_obj *prev = smap_get(&st->paths, name);
 	struct svc_err e = {0};
 	struct loaded l = {0};
-	ino_t ino;
-	int r = store_stat(st->store, name, &ino);
+	struct file_stamp stamp;
+	int r = store_stat(st->store, name, &stamp);
 
-	/* Our own write: the inode is the one we renamed into place. */
-	if (!r && prev && prev->ino == ino)
+	/* Our own write (or nothing new): the file is as we left it. */
+	if (!r && prev && file_stamp_eq(&prev->stamp, &stamp))
 		return;
 	if (r != -ENOENT)
 		r = read_one(st, name, &l, &e);

@@ -19,11 +19,17 @@
 #define TMP_PREFIX ".tmp-"
 /* Below this many files, fsync each; above, one syncfs is far cheaper. */
 #define SYNCFS_THRESHOLD 8
+#define WATCH_MASK                                                                                 \
+	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_DELETE_SELF |               \
+	 IN_MOVE_SELF | IN_ONLYDIR)
 
 struct svc_store {
 	char *objects;
 	int dirfd, lockfd, inofd;
 };
+
+static int replay_journal(struct svc_store *s, struct svc_err *e);
+static void store_reopen(struct svc_store *s);
 
 static int mkdir_p(const char *path, mode_t mode)
 {
@@ -114,6 +120,8 @@ int store_open(const char *state_dir, struct svc_store **out, struct svc_err *e)
 		r = svc_errf(e, errno, "watching %s: %s", s->objects, strerror(errno));
 		goto fail;
 	}
+	if ((r = replay_journal(s, e)))
+		goto fail;
 	remove_temp_files(s->dirfd);
 	*out = s;
 	return 0;
@@ -193,8 +201,20 @@ nomem:
 	return svc_errf(e, ENOMEM, "out of memory");
 }
 
+static void stamp_of(const struct stat *st, struct file_stamp *out)
+{
+	out->ino = st->st_ino;
+	out->size = st->st_size;
+	out->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+bool file_stamp_eq(const struct file_stamp *a, const struct file_stamp *b)
+{
+	return a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns;
+}
+
 int store_read(struct svc_store *s, const char *name, size_t max, char **text, size_t *len,
-	       ino_t *ino, struct svc_err *e)
+	       struct file_stamp *stamp, struct svc_err *e)
 {
 	int fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	struct stat st;
@@ -229,7 +249,7 @@ int store_read(struct svc_store *s, const char *name, size_t max, char **text, s
 	buf[got] = '\0';
 	*text = buf;
 	*len = got;
-	*ino = st.st_ino;
+	stamp_of(&st, stamp);
 	buf = NULL;
 out:
 	free(buf);
@@ -237,13 +257,13 @@ out:
 	return r;
 }
 
-int store_stat(struct svc_store *s, const char *name, ino_t *ino)
+int store_stat(struct svc_store *s, const char *name, struct file_stamp *stamp)
 {
 	struct stat st;
 
 	if (fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW))
 		return -errno;
-	*ino = st.st_ino;
+	stamp_of(&st, stamp);
 	return 0;
 }
 
@@ -266,76 +286,223 @@ static void tmp_name(char *buf, size_t n, const char *name)
 	snprintf(buf, n, TMP_PREFIX "%d-%s", (int)getpid(), name);
 }
 
+static void remove_temps(struct svc_store *s, struct store_op *ops, size_t n)
+{
+	char tmp[NAME_MAX + 1];
+
+	for (size_t i = 0; i < n; i++) {
+		tmp_name(tmp, sizeof(tmp), ops[i].name);
+		unlinkat(s->dirfd, tmp, 0);
+	}
+}
+
+static int write_one(struct svc_store *s, const char *name, const char *data, size_t len, bool sync,
+		     struct file_stamp *stamp)
+{
+	struct stat st;
+	int fd, r;
+
+	fd = openat(s->dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	r = write_all(fd, data, len);
+	if (!r && sync && fdatasync(fd))
+		r = -errno;
+	if (!r && stamp && !fstat(fd, &st))
+		stamp_of(&st, stamp);
+	close(fd);
+	return r;
+}
+
 /* Write every temp file; on failure remove the ones already written. */
 static int write_temps(struct svc_store *s, struct store_op *ops, size_t n, bool sync_each,
 		       struct svc_err *e)
 {
 	char tmp[NAME_MAX + 1];
-	size_t i;
 	int r = 0;
 
-	for (i = 0; i < n && !r; i++) {
-		struct stat st;
-		int fd;
+	for (size_t i = 0; i < n; i++) {
 		if (!ops[i].data)
 			continue;
 		tmp_name(tmp, sizeof(tmp), ops[i].name);
-		fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			r = -errno;
-			break;
+		r = write_one(s, tmp, ops[i].data, ops[i].len, sync_each, &ops[i].stamp);
+		if (r) {
+			svc_errf(e, -r, "writing %s/%s: %s", s->objects, ops[i].name, strerror(-r));
+			remove_temps(s, ops, i + 1);
+			return r;
 		}
-		r = write_all(fd, ops[i].data, ops[i].len);
-		if (!r && sync_each && fdatasync(fd))
-			r = -errno;
-		if (!r && !fstat(fd, &st))
-			ops[i].ino = st.st_ino;
-		close(fd);
 	}
-	if (!r)
-		return 0;
-	svc_errf(e, -r, "writing %s/%s: %s", s->objects, ops[i - 1].name, strerror(-r));
-	while (i-- > 0) {
+	return 0;
+}
+
+/* The journal: records of NUL-terminated fields, "R" tmp final or "U"
+ * final, written atomically before the first rename. */
+#define JOURNAL ".journal"
+
+static int write_journal(struct svc_store *s, struct store_op *ops, size_t n)
+{
+	char tmp[NAME_MAX + 1];
+	struct sbuf b = {0};
+	int r = 0;
+
+	for (size_t i = 0; i < n && !r; i++) {
 		tmp_name(tmp, sizeof(tmp), ops[i].name);
-		unlinkat(s->dirfd, tmp, 0);
+		if (ops[i].data)
+			r = sbuf_add(&b, "R", 2) | sbuf_add(&b, tmp, strlen(tmp) + 1) |
+			    sbuf_add(&b, ops[i].name, strlen(ops[i].name) + 1);
+		else
+			r = sbuf_add(&b, "U", 2) |
+			    sbuf_add(&b, ops[i].name, strlen(ops[i].name) + 1);
 	}
+	if (r)
+		r = -ENOMEM;
+	else if (!(r = write_one(s, TMP_PREFIX JOURNAL, b.p, b.len, true, NULL)) &&
+		 renameat(s->dirfd, TMP_PREFIX JOURNAL, s->dirfd, JOURNAL))
+		r = -errno;
+	if (!r && fsync(s->dirfd))
+		r = -errno;
+	sbuf_free(&b);
 	return r;
 }
 
-int store_commit(struct svc_store *s, struct store_op *ops, size_t n, struct svc_err *e)
+/* The NUL-terminated field at *off, or NULL when the text ends first. */
+static const char *next_field(const char *text, size_t len, size_t *off)
 {
-	char tmp[NAME_MAX + 1];
-	bool sync_each = n <= SYNCFS_THRESHOLD;
+	const char *f = text + *off, *nul;
+
+	if (*off >= len || !(nul = memchr(f, '\0', len - *off)))
+		return NULL;
+	*off += (size_t)(nul - f) + 1;
+	return f;
+}
+
+/* Carry out a journal left by a crash: its temp files are durable, so the
+ * change it describes is finished rather than lost. */
+static int replay_journal(struct svc_store *s, struct svc_err *e)
+{
+	cleanup_free char *text = NULL;
+	struct file_stamp stamp;
+	size_t len, off = 0;
 	int r;
 
-	if ((r = write_temps(s, ops, n, sync_each, e)))
-		return r;
-	/* The data must be on disk before any rename makes it visible. */
-	if (!sync_each && syncfs(s->dirfd)) {
-		r = svc_errf(e, errno, "syncing %s: %s", s->objects, strerror(errno));
-		for (size_t i = 0; i < n; i++) {
-			tmp_name(tmp, sizeof(tmp), ops[i].name);
-			unlinkat(s->dirfd, tmp, 0);
-		}
-		return r;
+	r = store_read(s, JOURNAL, 1u << 30, &text, &len, &stamp, e);
+	if (r == -ENOENT) {
+		svc_err_clear(e);
+		return 0;
 	}
+	if (r)
+		return svc_err_ctx(e, "reading %s/" JOURNAL, s->objects);
+	while (off < len) {
+		size_t at = off;
+		const char *op = next_field(text, len, &off), *a = next_field(text, len, &off);
+		const char *b = op && !strcmp(op, "R") ? next_field(text, len, &off) : "";
+		if (!op || !a || !b || (strcmp(op, "R") && strcmp(op, "U")))
+			return svc_errf(e, EINVAL, "%s/" JOURNAL ": bad record at offset %zu",
+					s->objects, at);
+		/* Either may be done already: a crash can come at any step. */
+		if (*op == 'R')
+			renameat(s->dirfd, a, s->dirfd, b);
+		else
+			unlinkat(s->dirfd, a, 0);
+	}
+	if (fsync(s->dirfd) || unlinkat(s->dirfd, JOURNAL, 0) || fsync(s->dirfd))
+		return svc_errf(e, errno, "finishing %s/" JOURNAL ": %s", s->objects,
+				strerror(errno));
+	svc_log(SVC_LOG_INFO, "store: finished a change interrupted by a crash (%s/" JOURNAL ")",
+		s->objects);
+	return 0;
+}
+
+/* Renames and removals; past the journal, failures are logged, not undone:
+ * the journal finishes them at the next start. */
+static void apply_ops(struct svc_store *s, struct store_op *ops, size_t n, bool journaled)
+{
+	char tmp[NAME_MAX + 1];
+	bool failed = false;
+
 	for (size_t i = 0; i < n; i++) {
 		if (!ops[i].data) {
 			if (unlinkat(s->dirfd, ops[i].name, 0) && errno != ENOENT)
-				r = r ? r
-				      : svc_errf(e, errno, "removing %s/%s: %s", s->objects,
-						 ops[i].name, strerror(errno));
+				failed = true;
 			continue;
 		}
 		tmp_name(tmp, sizeof(tmp), ops[i].name);
 		if (renameat(s->dirfd, tmp, s->dirfd, ops[i].name))
-			r = r ? r
-			      : svc_errf(e, errno, "renaming into %s/%s: %s", s->objects,
-					 ops[i].name, strerror(errno));
+			failed = true;
 	}
 	if (fsync(s->dirfd))
-		r = r ? r : svc_errf(e, errno, "syncing %s: %s", s->objects, strerror(errno));
-	return r;
+		failed = true;
+	if (failed)
+		svc_log(SVC_LOG_ERROR, "store: finishing a change in %s: %s%s", s->objects,
+			strerror(errno), journaled ? "; the next start completes it" : "");
+	else if (journaled)
+		unlinkat(s->dirfd, JOURNAL, 0);
+}
+
+int store_commit(struct svc_store *s, struct store_op *ops, size_t n, struct svc_err *e)
+{
+	bool sync_each = n <= SYNCFS_THRESHOLD, journaled = n > 1;
+	int r;
+
+	r = write_temps(s, ops, n, sync_each, e);
+	if (r == -ENOENT) {
+		/* The directory went away before we heard of it. */
+		store_reopen(s);
+		svc_err_clear(e);
+		r = write_temps(s, ops, n, sync_each, e);
+	}
+	if (r)
+		return r;
+	/* The data must be on disk before any rename makes it visible. */
+	if (!sync_each && syncfs(s->dirfd))
+		r = -errno;
+	if (!r && journaled)
+		r = write_journal(s, ops, n);
+	if (r) {
+		remove_temps(s, ops, n);
+		return svc_errf(e, -r, "making %s durable: %s", s->objects, strerror(-r));
+	}
+	if (n == 1 && !ops[0].data) {
+		if (unlinkat(s->dirfd, ops[0].name, 0) && errno != ENOENT)
+			return svc_errf(e, errno, "removing %s/%s: %s", s->objects, ops[0].name,
+					strerror(errno));
+		if (fsync(s->dirfd))
+			return svc_errf(e, errno, "syncing %s: %s", s->objects, strerror(errno));
+		return 0;
+	}
+	if (n == 1) {
+		char tmp[NAME_MAX + 1];
+		tmp_name(tmp, sizeof(tmp), ops[0].name);
+		if (renameat(s->dirfd, tmp, s->dirfd, ops[0].name) || fsync(s->dirfd)) {
+			r = svc_errf(e, errno, "renaming into %s/%s: %s", s->objects, ops[0].name,
+				     strerror(errno));
+			unlinkat(s->dirfd, tmp, 0);
+			return r;
+		}
+		return 0;
+	}
+	apply_ops(s, ops, n, journaled);
+	return 0;
+}
+
+/* The objects directory was removed or moved away: make a new one and
+ * watch it, so that the daemon keeps storing (the rescan that follows
+ * finds the files gone and deletes their objects, as for any removal). */
+static void store_reopen(struct svc_store *s)
+{
+	int fd;
+
+	if (mkdir_p(s->objects, 0700) ||
+	    (fd = open(s->objects, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		svc_log(SVC_LOG_ERROR, "store: %s is gone and cannot be made again: %s", s->objects,
+			strerror(errno));
+		return;
+	}
+	if (inotify_add_watch(s->inofd, s->objects, WATCH_MASK) < 0)
+		svc_log(SVC_LOG_ERROR, "store: watching %s: %s", s->objects, strerror(errno));
+	dup2(fd, s->dirfd);
+	close(fd);
+	svc_log(SVC_LOG_WARN, "store: %s was removed; made it again", s->objects);
 }
 
 int store_read_events(struct svc_store *s, store_event_fn fn, void *ctx)
@@ -351,7 +518,9 @@ int store_read_events(struct svc_store *s, store_event_fn fn, void *ctx)
 		for (char *p = buf; p < buf + n;) {
 			struct inotify_event *ev = (struct inotify_event *)p;
 			p += sizeof(*ev) + ev->len;
-			if (ev->mask & (IN_Q_OVERFLOW | IN_DELETE_SELF | IN_MOVE_SELF))
+			if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
+				store_reopen(s);
+			if (ev->mask & (IN_Q_OVERFLOW | IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
 				fn(ctx, NULL);
 			else if (ev->len && is_object_file(ev->name))
 				fn(ctx, ev->name);

@@ -7,11 +7,20 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "err.h"
 
 struct svc_store;
+
+/* What a file looked like when we wrote or read it: an event for a file
+ * that still looks like this is our own, an in-place edit is not. */
+struct file_stamp {
+	uint64_t ino;
+	int64_t size, mtime_ns;
+};
+bool file_stamp_eq(const struct file_stamp *a, const struct file_stamp *b);
 
 /* Create the directories if needed, take the state-dir lock (one daemon per
  * directory), remove temp files a crash left behind, start watching. */
@@ -23,20 +32,22 @@ int store_watch_fd(const struct svc_store *s);
 /* Names of the object files (not temp or hidden files), sorted. */
 int store_list(struct svc_store *s, char ***names, size_t *n, struct svc_err *e);
 void store_names_free(char **names, size_t n);
-/* Read one file, at most `max` bytes; *ino gets its inode. */
+/* Read one file, at most `max` bytes, and its stamp. */
 int store_read(struct svc_store *s, const char *name, size_t max, char **text, size_t *len,
-	       ino_t *ino, struct svc_err *e);
+	       struct file_stamp *stamp, struct svc_err *e);
 
-/* The inode of an object file; -ENOENT when it is gone. */
-int store_stat(struct svc_store *s, const char *name, ino_t *ino);
+/* The stamp of an object file; -ENOENT when it is gone. */
+int store_stat(struct svc_store *s, const char *name, struct file_stamp *stamp);
 
 /* A set of writes and removals made durable together.  Writes go to temp
- * files first; if any of them fails nothing is renamed into place. */
+ * files first; if any of them fails nothing is renamed into place.  With
+ * more than one change, a journal of the renames is made durable before
+ * the first one, and replayed by store_open after a crash: all or none. */
 struct store_op {
 	const char *name;
 	const char *data; /* NULL: remove the file */
 	size_t len;
-	ino_t ino; /* out: inode of the written file */
+	struct file_stamp stamp; /* out: the written file */
 };
 int store_commit(struct svc_store *s, struct store_op *ops, size_t n, struct svc_err *e);
 

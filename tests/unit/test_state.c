@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "state.h"
@@ -289,6 +290,41 @@ static void test_endpoints_controller(void)
 	state_close(&st);
 }
 
+/* A crash after the journal was written but before every rename: the next
+ * start finishes the change, so an apply is all or nothing across crashes. */
+static void test_journal_replay(void)
+{
+	static const char obj[] =
+	    "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":"
+	    "\"late\"},\"spec\":{\"clusterIP\":\"10.96.7.7\",\"ports\":[{\"port\":80}]}}";
+	static const char journal[] =
+	    "R\0.tmp-1-service.default.late.json\0service.default.late.json\0"
+	    "U\0service.default.gone.json\0";
+	struct svc_state st;
+	char path[160];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/objects", dir);
+	mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/objects/.tmp-1-service.default.late.json", dir);
+	f = fopen(path, "w");
+	fputs(obj, f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/objects/service.default.gone.json", dir);
+	f = fopen(path, "w");
+	fputs(SVC("gone", "80"), f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/objects/.journal", dir);
+	f = fopen(path, "w");
+	fwrite(journal, 1, sizeof(journal) - 1, f);
+	fclose(f);
+	open_state(&st, "10.96.0.0/16");
+	CHECK(model_get(st.model, KIND_SERVICE, "default", "late") != NULL);
+	CHECK(model_get(st.model, KIND_SERVICE, "default", "gone") == NULL);
+	CHECK(access(path, F_OK) != 0); /* the journal is done with */
+	state_close(&st);
+}
+
 static void remove_dir(void)
 {
 	char cmd[128];
@@ -321,5 +357,8 @@ int main(void)
 	if (fresh_dir())
 		return 1;
 	test_endpoints_controller();
+	if (fresh_dir())
+		return 1;
+	test_journal_replay();
 	return UNIT_DONE("state");
 }
