@@ -239,8 +239,10 @@ static uint32_t pick_targets(const struct nft *nf, const struct svc_port_targets
 {
 	uint32_t n = 0;
 
+	/* This table is IPv4: IPv6 endpoints belong to an ip6 table. */
 	for (uint32_t i = 0; i < t->n; i++)
-		if (t->v[i].ready && (!local || (t->v[i].node && !strcmp(t->v[i].node, nf->node))))
+		if (t->v[i].ready && t->v[i].addr.family == AF_INET &&
+		    (!local || (t->v[i].node && !strcmp(t->v[i].node, nf->node))))
 			out[n++] = &t->v[i];
 	return n;
 }
