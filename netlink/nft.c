@@ -26,13 +26,14 @@
 
 #define ELEMS_PER_MSG 512
 
+/* One per programmed element (hundreds of thousands at scale): kept small. */
 struct elem {
 	uint8_t set, klen, dlen;
 	bool mark; /* diff scratch: wanted by the old list, not yet by the new */
-	uint8_t key[20];
+	uint8_t key[16];
 	uint8_t data[8];
 	uint32_t verdict; /* vmaps: NFT_GOTO or NF_DROP */
-	char chain[32];	  /* vmaps with NFT_GOTO */
+	uint16_t chain;	  /* vmaps with NFT_GOTO: 1 + index in nft.chains */
 	uint32_t refs;	  /* services wanting it */
 	uint32_t stamp;	  /* diff scratch: last pass that wanted it */
 };
@@ -174,8 +175,14 @@ static void et_free(struct elem_table *t)
 static bool same_data(const struct elem *a, const struct elem *b)
 {
 	return a->dlen == b->dlen && !memcmp(a->data, b->data, a->dlen) &&
-	       a->verdict == b->verdict && !strcmp(a->chain, b->chain);
+	       a->verdict == b->verdict && a->chain == b->chain;
 }
+
+static struct chain_state *chain_get(struct nft *nf, const char *name, bool create);
+struct want;
+
+/* The chain an element jumps to, as 1 + its index (0: out of memory). */
+static uint16_t chain_id(struct nft *nf, const struct lb_shape *s, struct want *w);
 
 /* --- what a service wants ------------------------------------------------ */
 
@@ -266,7 +273,7 @@ static void want_key(struct nft *nf, struct want *w, const struct keyspec *k, ui
 		} else {
 			struct lb_shape s = {np ? LB_NODEPORT : LB_ADDR, n, aff_timeout > 0, 0};
 			x->verdict = (uint32_t)NFT_GOTO;
-			lb_chain_name(&s, x->chain);
+			x->chain = chain_id(nf, &s, w);
 		}
 	}
 	if (aff_timeout && n && (x = want_add(w, np ? SET_AFF_NODEPORTS : SET_AFF_SERVICES))) {
@@ -276,7 +283,7 @@ static void want_key(struct nft *nf, struct want *w, const struct keyspec *k, ui
 		else
 			key_service(x->key, k);
 		x->verdict = (uint32_t)NFT_GOTO;
-		lb_chain_name(&s, x->chain);
+		x->chain = chain_id(nf, &s, w);
 	}
 	if (masq && n && (x = want_add(w, np ? SET_NODEPORT_MASQ : SET_EXT_MASQ))) {
 		if (np)
@@ -388,12 +395,26 @@ static struct chain_state *chain_get(struct nft *nf, const char *name, bool crea
 	return c;
 }
 
+static uint16_t chain_id(struct nft *nf, const struct lb_shape *s, struct want *w)
+{
+	struct chain_state *c;
+	char name[32];
+
+	lb_chain_name(s, name);
+	if (!(c = chain_get(nf, name, true))) {
+		w->err = -ENOMEM;
+		return 0;
+	}
+	return (uint16_t)(c - nf->chains + 1);
+}
+
 static void chain_ref(struct nft *nf, const struct elem *x, int delta)
 {
 	struct chain_state *c;
 
-	if (!x->chain[0] || !(c = chain_get(nf, x->chain, delta > 0)))
+	if (!x->chain)
 		return;
+	c = &nf->chains[x->chain - 1];
 	c->refs = (uint32_t)((int)c->refs + delta);
 }
 
@@ -645,9 +666,9 @@ static void put_elems(struct nft *nf, struct nft_txn *t, struct elem **v, size_t
 				nftnl_set_elem_set(el, NFTNL_SET_ELEM_DATA, v[i]->data, v[i]->dlen);
 			if (add && nft_sets[set].vmap) {
 				nftnl_set_elem_set_u32(el, NFTNL_SET_ELEM_VERDICT, v[i]->verdict);
-				if (v[i]->chain[0])
+				if (v[i]->chain)
 					nftnl_set_elem_set_str(el, NFTNL_SET_ELEM_CHAIN,
-							       v[i]->chain);
+							       nf->chains[v[i]->chain - 1].name);
 			}
 			nftnl_set_elem_add(s, el);
 		}
@@ -840,6 +861,7 @@ static int sync_partial(struct nft *nf, const struct svc_model *m, const char *c
 /* --- full sync -------------------------------------------------------------------- */
 
 struct kernel_view {
+	struct nft *nf;
 	bool table;
 	bool sets[SET_COUNT];
 	struct smap chains; /* name -> rule count + 1 (owned keys) */
@@ -848,12 +870,19 @@ struct kernel_view {
 	int err;
 };
 
+/* Some dumps cover every table of the family: keep ours only. */
+static bool ours(const struct kernel_view *kv, const char *table)
+{
+	return table && !strcmp(table, kv->nf->table);
+}
+
 static int cb_set(const struct nlmsghdr *nlh, void *data)
 {
 	struct kernel_view *kv = data;
 	struct nftnl_set *s = nftnl_set_alloc();
 
-	if (s && nftnl_set_nlmsg_parse(nlh, s) == 0) {
+	if (s && nftnl_set_nlmsg_parse(nlh, s) == 0 &&
+	    ours(kv, nftnl_set_get_str(s, NFTNL_SET_TABLE))) {
 		const char *name = nftnl_set_get_str(s, NFTNL_SET_NAME);
 		for (int i = 0; name && i < SET_COUNT; i++)
 			if (!strcmp(name, nft_sets[i].name))
@@ -882,7 +911,8 @@ static int cb_chain(const struct nlmsghdr *nlh, void *data)
 {
 	struct nftnl_chain *c = nftnl_chain_alloc();
 
-	if (c && nftnl_chain_nlmsg_parse(nlh, c) == 0 && nftnl_chain_get_str(c, NFTNL_CHAIN_NAME))
+	if (c && nftnl_chain_nlmsg_parse(nlh, c) == 0 && nftnl_chain_get_str(c, NFTNL_CHAIN_NAME) &&
+	    ours(data, nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE)))
 		chain_count(data, nftnl_chain_get_str(c, NFTNL_CHAIN_NAME), 0);
 	nftnl_chain_free(c);
 	return MNL_CB_OK;
@@ -892,7 +922,8 @@ static int cb_rule(const struct nlmsghdr *nlh, void *data)
 {
 	struct nftnl_rule *r = nftnl_rule_alloc();
 
-	if (r && nftnl_rule_nlmsg_parse(nlh, r) == 0 && nftnl_rule_get_str(r, NFTNL_RULE_CHAIN))
+	if (r && nftnl_rule_nlmsg_parse(nlh, r) == 0 && nftnl_rule_get_str(r, NFTNL_RULE_CHAIN) &&
+	    ours(data, nftnl_rule_get_str(r, NFTNL_RULE_TABLE)))
 		chain_count(data, nftnl_rule_get_str(r, NFTNL_RULE_CHAIN), 1);
 	nftnl_rule_free(r);
 	return MNL_CB_OK;
@@ -924,8 +955,13 @@ static int kernel_elem(struct kernel_view *kv, struct nftnl_set_elem *el)
 	if (d->vmap) {
 		x->verdict = nftnl_set_elem_get_u32(el, NFTNL_SET_ELEM_VERDICT);
 		p = nftnl_set_elem_get(el, NFTNL_SET_ELEM_CHAIN, &len);
-		if (p && len > 0 && len <= sizeof(x->chain))
-			snprintf(x->chain, sizeof(x->chain), "%.*s", (int)len, (const char *)p);
+		if (p && len > 0 && len < 32) {
+			char name[32];
+			struct chain_state *c;
+			snprintf(name, sizeof(name), "%.*s", (int)len, (const char *)p);
+			if ((c = chain_get(kv->nf, name, true)))
+				x->chain = (uint16_t)(c - kv->nf->chains + 1);
+		}
 	}
 	if (!et_get(&kv->elems, x) && et_put(&kv->elems, x) == 0)
 		return 0;
@@ -968,6 +1004,7 @@ static int read_kernel(struct nft *nf, struct kernel_view *kv, struct svc_err *e
 	int r;
 
 	memset(kv, 0, sizeof(*kv));
+	kv->nf = nf;
 	r = nft_dump(&nf->sock, NFT_MSG_GETSET, NFPROTO_IPV4, nf->table, NULL, cb_set, kv, e);
 	if (r == -ENOENT)
 		return 0; /* no table: everything is missing */

@@ -204,8 +204,23 @@ void nft_put_chain_del(struct nft_txn *t, const char *table, const char *name)
 
 void nft_put_flush(struct nft_txn *t, const char *table, const char *chain)
 {
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	char what[64];
+	struct nlmsghdr *nlh;
+
 	/* DELRULE naming only the chain removes all of its rules. */
-	chain_msg(t, NFT_MSG_DELRULE, table, chain, "flushing");
+	snprintf(what, sizeof(what), "flushing chain %s", chain);
+	nlh = nft_txn_msg(t, NFT_MSG_DELRULE, NFPROTO_IPV4, 0, what);
+	if (!r || !nlh) {
+		t->err = t->err ? t->err : -ENOMEM;
+		nftnl_rule_free(r);
+		return;
+	}
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	nftnl_rule_free(r);
+	nft_txn_done(t);
 }
 
 /* --- rules ------------------------------------------------------------------- */

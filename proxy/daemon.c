@@ -101,9 +101,8 @@ int svcd_start(struct svcd *d, struct ev_loop *loop, const struct svcd_config *c
 	ev_io_init(&d->store_io, on_store_io, store_watch_fd(d->st.store), EV_READ);
 	d->store_io.data = d;
 	ev_io_start(loop, &d->store_io);
-	svc_log(SVC_LOG_INFO, "serving %zu services from %s on %s (mode %s)",
-		model_count(d->st.model, KIND_SERVICE), cfg->state_dir, cfg->socket_path,
-		cfg->mode);
+	svc_log(SVC_LOG_INFO, "serving %zu services from %s on %s",
+		model_count(d->st.model, KIND_SERVICE), cfg->state_dir, cfg->socket_path);
 	return 0;
 }
 
