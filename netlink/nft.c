@@ -1222,9 +1222,10 @@ static void nft_stats(void *priv, size_t *elements, size_t *chains)
 {
 	struct nft *nf = priv;
 
-	*elements = nf->elems.n;
-	*chains = nft_nfixed;
-	for (size_t i = 0; i < nf->nchains; i++)
+	/* After a failed sync the cache is not what the kernel holds. */
+	*elements = nf->need_full ? 0 : nf->elems.n;
+	*chains = nf->need_full ? 0 : nft_nfixed;
+	for (size_t i = 0; i < nf->nchains && !nf->need_full; i++)
 		*chains += nf->chains[i].present;
 }
 

@@ -134,7 +134,7 @@ static void sync_now(struct svc_reconciler *r)
 	r->status.last_duration = now_mono() - t0;
 	r->status.last_full = full;
 	r->status.last_time = time(NULL);
-	r->status.last_changed = n;
+	r->status.last_changed = full ? model_count(r->st->model, KIND_SERVICE) : n;
 	r->status.syncs++;
 	if (rc) {
 		r->status.failures++;
