@@ -144,6 +144,13 @@ void endpoints_service_changed(struct svc_state *st, struct svc_obj *svc)
 		from_pods(st, svc);
 	else
 		from_objects(st, svc);
+	/* Services number in the tens of thousands: no slack in their lists. */
+	for (uint32_t p = 0; p < s->nports; p++) {
+		struct svc_port_targets *t = &s->targets[p];
+		struct svc_target *v = t->n ? realloc(t->v, t->n * sizeof(*v)) : NULL;
+		if (v)
+			t->v = v;
+	}
 	count_ready(s);
 }
 

@@ -108,8 +108,11 @@ static void epset_free(struct svc_epset *s)
 	for (uint32_t i = 0; i < s->n; i++) {
 		free(s->v[i].hostname);
 		free(s->v[i].node);
-		ep_ports_free(s->v[i].ports, s->v[i].nports);
 	}
+	for (uint32_t i = 0; i < s->nlists; i++)
+		ep_ports_free(s->lists[i], s->list_len[i]);
+	free(s->lists);
+	free(s->list_len);
 	free(s->v);
 	free(s->service);
 	free(s);

@@ -96,15 +96,18 @@ struct svc_endpoint {
 	struct svc_addr addr;
 	bool ready;
 	char *hostname, *node;
-	struct svc_ep_port *ports;
+	const struct svc_ep_port *ports; /* borrowed from the set's port lists */
 	uint32_t nports;
 };
 
-/* Endpoints and EndpointSlice objects both reduce to this. */
+/* Endpoints and EndpointSlice objects both reduce to this.  The addresses
+ * of one subset (or slice) share its port list. */
 struct svc_epset {
 	char *service; /* the service they belong to, same namespace */
 	struct svc_endpoint *v;
 	uint32_t n;
+	struct svc_ep_port **lists;
+	uint32_t *list_len, nlists;
 };
 
 struct svc_container {

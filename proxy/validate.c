@@ -462,15 +462,28 @@ static int epset_grow(struct vctx *v, struct svc_epset *s, uint32_t more)
 static int copy_ports(struct vctx *v, struct svc_endpoint *ep, const struct svc_ep_port *p,
 		      uint32_t n)
 {
-	ep->ports = calloc(n + 1, sizeof(*ep->ports));
-	if (!ep->ports)
+	(void)v;
+	ep->ports = p; /* owned by the set: see keep_ports */
+	ep->nports = n;
+	return 0;
+}
+
+/* Hand a parsed port list to the set, which frees it; endpoints borrow it. */
+static int keep_ports(struct vctx *v, struct svc_epset *s, struct svc_ep_port **pv, uint32_t *np)
+{
+	struct svc_ep_port **l = realloc(s->lists, (s->nlists + 1) * sizeof(*l));
+	uint32_t *len;
+
+	if (l)
+		s->lists = l;
+	len = l ? realloc(s->list_len, (s->nlists + 1) * sizeof(*len)) : NULL;
+	if (!len)
 		return NOMEM(v);
-	for (uint32_t i = 0; i < n; i++) {
-		ep->ports[i] = p[i];
-		if (!(ep->ports[i].name = strdup(p[i].name)))
-			return NOMEM(v);
-		ep->nports++;
-	}
+	s->list_len = len;
+	s->lists[s->nlists] = *pv;
+	s->list_len[s->nlists++] = *np;
+	*pv = NULL;
+	*np = 0;
 	return 0;
 }
 
@@ -529,10 +542,13 @@ static int parse_subset(struct vctx *v, struct svc_epset *s, const cJSON *sub, i
 	vpath(pp, p, "ports");
 	if (ports && (r = ep_ports(v, ports, pp, &pv, &np)) == 0) {
 		char ap[VPATH], nrp[VPATH];
+		struct svc_ep_port *shared = pv;
+		uint32_t nshared = np;
 		vpath(ap, p, "addresses");
 		vpath(nrp, p, "notReadyAddresses");
-		if (!(r = subset_addrs(v, s, addrs, ap, true, pv, np)))
-			r = subset_addrs(v, s, nr, nrp, false, pv, np);
+		if (!(r = keep_ports(v, s, &pv, &np)) &&
+		    !(r = subset_addrs(v, s, addrs, ap, true, shared, nshared)))
+			r = subset_addrs(v, s, nr, nrp, false, shared, nshared);
 	}
 	for (uint32_t k = 0; k < np; k++)
 		free(pv[k].name);
@@ -629,13 +645,17 @@ static int parse_slice(struct vctx *v, cJSON *doc, struct svc_obj *o)
 	    (r = varr(v, doc, "ports", "", false, &ports)) ||
 	    (ports && (r = ep_ports(v, ports, "ports", &pv, &np))))
 		goto out;
+	struct svc_ep_port *shared = pv;
+	uint32_t nshared = np;
+	if (pv && (r = keep_ports(v, s, &pv, &np)))
+		goto out;
 	if (t == 2 && eps && cJSON_GetArraySize(eps))
 		svc_warnf(v->w, "addressType: FQDN endpoints are not used by svcd");
 	else if (eps)
 		cJSON_ArrayForEach(c, eps)
 		{
 			vpath_i(p, "", "endpoints", i++);
-			if ((r = slice_endpoint(v, s, c, p, pv, np)))
+			if ((r = slice_endpoint(v, s, c, p, shared, nshared)))
 				break;
 		}
 out:
