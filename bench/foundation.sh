@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Foundation benchmark (issue 2): apply 10,000 services in one file, list
 # them, and the daemon's memory with 10,000 services and 20,000 endpoints.
-# The daemon runs with a throwaway state dir and socket; no networking is
-# touched (it programs no data plane for this).
+# The daemon runs with a throwaway state dir and socket and --mode none: it
+# measures the store and the socket, and touches no networking.
 #
 # usage: bench/foundation.sh [BUILD_DIR] [N_SERVICES]
 set -euo pipefail
@@ -25,7 +25,7 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 
 start() {
-	"$BUILD/svcd" --state-dir "$STATE" --socket "$SOCK" --resync-period 0 >>"$T/svcd.log" 2>&1 &
+	"$BUILD/svcd" --mode none --state-dir "$STATE" --socket "$SOCK" --resync-period 0 >>"$T/svcd.log" 2>&1 &
 	PID=$!
 	for _ in $(seq 200); do ctl status >/dev/null 2>&1 && return; sleep 0.05; done
 	echo "svcd did not start:"; cat "$T/svcd.log"; exit 1

@@ -24,38 +24,14 @@
 . "$(dirname "$0")/../lib.sh"
 # shellcheck source-path=SCRIPTDIR source=../topo.sh
 . "$(dirname "$0")/../topo.sh"
-
-command -v nft >/dev/null || skip "nft (the nftables CLI) is not installed"
-
-nft_state() {
-	echo "--- nft list table ip svcd (in $NODE) ---"
-	nsx "$NODE" nft list table ip svcd 2>&1
-	echo "--- svcctl status -o json ---"
-	svcctl status -o json 2>&1
-}
-
-nft_fail() {
-	fail "$*
-$(nft_state)"
-}
-
-run_load() {
-	local ns=$1
-	shift
-	RC=0
-	topo_load "$ns" "$@" >"$T/.load_out" 2>"$T/.load_err" || RC=$?
-	OUT=$(cat "$T/.load_out")
-	ERR=$(head -n 20 "$T/.load_err")
-}
+# shellcheck source-path=SCRIPTDIR source=../nft.sh
+. "$(dirname "$0")/../nft.sh"
 
 # sticky_to WHAT N: the last run_load made N connections, no failure, all to
 # one backend; prints its name.
 sticky_to() {
 	local what=$1 n=$2 names
-	[ "$RC" -eq 0 ] && [ "$(topo_count "$OUT" ok)" -eq "$n" ] ||
-		nft_fail "$what: expected $n successes, load exited $RC:
-$OUT
-$ERR"
+	expect_ok "$what" "$n"
 	names=$(awk 'NF == 2 && $1 != "rate" { print $1 }' <<<"$OUT")
 	[ "$(wc -l <<<"$names")" -eq 1 ] ||
 		nft_fail "$what: connections went to more than one endpoint despite sessionAffinity ClientIP:
@@ -63,15 +39,9 @@ $OUT"
 	echo "$names"
 }
 
-# endpoints_yaml SERVICE POD_IP...: the Endpoints object of SERVICE.
-endpoints_yaml() {
-	local ip
-	printf 'apiVersion: v1\nkind: Endpoints\nmetadata: {name: %s}\nsubsets:\n- addresses:\n' "$1"
-	shift
-	for ip; do
-		printf '  - {ip: %s, nodeName: node1}\n' "$ip"
-	done
-	printf '  ports:\n  - {name: http, port: 8080, protocol: TCP}\n'
+# endpoints SERVICE POD_IP...: apply (--wait) the Endpoints of SERVICE.
+endpoints() {
+	endpoints_yaml "$1" http:8080/TCP "${@:2}" | apply_wait
 }
 
 # affinity SERVICE ADDR1 ADDR2 PORT: client 1 at ADDR1:PORT and client 2 at
@@ -96,7 +66,7 @@ affinity() {
 	for name in a b c; do
 		[ "$name" = "$first" ] || keep+=("${pod_ip[$name]}")
 	done
-	endpoints_yaml "$svc" "${keep[@]}" | svcctl apply --wait -f - >/dev/null
+	endpoints "$svc" "${keep[@]}"
 	run_load "$C1" -n 20 -c 1 -w 3000 "$addr1" "$port"
 	moved=$(sticky_to "$svc: client 1 after its endpoint $first left" 20)
 	[ "$moved" != "$first" ] ||
@@ -113,30 +83,15 @@ topo_client C1
 topo_client C2
 declare -A pod_ip=([a]=10.244.0.10 [b]=10.244.0.11 [c]=10.244.0.12)
 
-svcd_start --mode nftables --node-name node1 --cluster-cidr 10.244.0.0/16
+svcd_start "${SVCD_ARGS[@]}"
 
-svcctl apply --wait -f - >/dev/null <<'EOF'
-apiVersion: v1
-kind: Service
-metadata: {name: sticky}
-spec:
-  sessionAffinity: ClientIP
-  sessionAffinityConfig:
-    clientIP: {timeoutSeconds: 600}
-  ports:
-  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
----
-apiVersion: v1
-kind: Service
-metadata: {name: sticky-np}
-spec:
-  type: NodePort
-  sessionAffinity: ClientIP
-  ports:
-  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
-EOF
+{
+	service_yaml sticky http:80:8080/TCP 'sessionAffinity: ClientIP' \
+		'sessionAffinityConfig: {clientIP: {timeoutSeconds: 600}}'
+	service_yaml sticky-np http:80:8080/TCP 'type: NodePort' 'sessionAffinity: ClientIP'
+} | apply_wait
 for svc in sticky sticky-np; do
-	endpoints_yaml "$svc" 10.244.0.10 10.244.0.11 10.244.0.12 | svcctl apply --wait -f - >/dev/null
+	endpoints "$svc" 10.244.0.10 10.244.0.11 10.244.0.12
 done
 
 # Through the ClusterIP.
@@ -144,8 +99,7 @@ ip=$(svc_ip sticky)
 affinity sticky "$ip" "$ip" 80
 
 # Through the nodePort, at the node's address on each client's link.
-json=$(svcctl get svc sticky-np -o json)
-np=$(json_field "$json" nodePort) || fail "no nodePort in: $json"
+np=$(node_port sticky-np)
 affinity sticky-np "$(topo_node_ip "$C1")" "$(topo_node_ip "$C2")" "$np"
 
 svcd_stop

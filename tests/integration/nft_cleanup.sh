@@ -25,56 +25,15 @@
 . "$(dirname "$0")/../lib.sh"
 # shellcheck source-path=SCRIPTDIR source=../topo.sh
 . "$(dirname "$0")/../topo.sh"
+# shellcheck source-path=SCRIPTDIR source=../nft.sh
+. "$(dirname "$0")/../nft.sh"
 
-command -v nft >/dev/null || skip "nft (the nftables CLI) is not installed"
+NFT_STATE_RULESET=1 # failures show the other tables too
 
-nft_state() {
-	echo "--- nft list ruleset (in $NODE) ---"
-	nsx "$NODE" nft list ruleset 2>&1
-	if [ -n "$SVCD_PID" ]; then
-		echo "--- svcctl status -o json ---"
-		svcctl status -o json 2>&1
-	fi
-}
-
-nft_fail() {
-	fail "$*
-$(nft_state)"
-}
-
-run_load() {
-	local ns=$1
-	shift
-	RC=0
-	topo_load "$ns" "$@" >"$T/.load_out" 2>"$T/.load_err" || RC=$?
-	OUT=$(cat "$T/.load_out")
-	ERR=$(head -n 20 "$T/.load_err")
-}
-
-# both_answer WHAT ADDR PORT: 20 connections, all fine, from both pods.
-both_answer() {
-	run_load "$C" -n 20 -c 5 -w 3000 "$2" "$3"
-	[ "$RC" -eq 0 ] && [ "$(topo_count "$OUT" a)" -gt 0 ] && [ "$(topo_count "$OUT" b)" -gt 0 ] ||
-		nft_fail "$1: expected 20 connections to $2:$3 answered by both a and b, load exited $RC:
-$OUT
-$ERR"
-}
-
-# svcd_cleanup: `svcd --cleanup` in the node; must exit 0, silently.
-svcd_cleanup() {
-	local rc=0
-	nsx "$NODE" "$SVCD_BIN" --cleanup >"$T/cleanup.out" 2>&1 </dev/null 9>&- || rc=$?
-	_check_sanitizer "$T/cleanup.out"
-	[ "$rc" -eq 0 ] || nft_fail "svcd --cleanup exited $rc:
-$(cat "$T/cleanup.out")"
-}
-
-has_svcd_table() {
-	nsx "$NODE" nft list tables | grep -qx 'table ip svcd'
-}
-
-other_table() {
+# others: the tables that are not svcd's (table ip other, table inet svcd).
+others() {
 	nsx "$NODE" nft list table ip other
+	nsx "$NODE" nft list table inet svcd
 }
 
 topo_pod A a 10.244.0.10
@@ -82,46 +41,15 @@ topo_pod B b 10.244.0.11
 topo_client C
 node=$(topo_node_ip "$C")
 
-svcd_start --mode nftables --node-name node1 --cluster-cidr 10.244.0.0/16
-svcctl apply --wait -f - >/dev/null <<'EOF'
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  ports:
-  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: web}
-subsets:
-- addresses:
-  - {ip: 10.244.0.10, nodeName: node1}
-  - {ip: 10.244.0.11, nodeName: node1}
-  ports:
-  - {name: http, port: 8080, protocol: TCP}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web-np}
-spec:
-  type: NodePort
-  ports:
-  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: web-np}
-subsets:
-- addresses:
-  - {ip: 10.244.0.10, nodeName: node1}
-  - {ip: 10.244.0.11, nodeName: node1}
-  ports:
-  - {name: http, port: 8080, protocol: TCP}
-EOF
+svcd_start "${SVCD_ARGS[@]}"
+{
+	service_yaml web http:80:8080/TCP
+	endpoints_yaml web http:8080/TCP 10.244.0.10 10.244.0.11
+	service_yaml web-np http:80:8080/TCP 'type: NodePort'
+	endpoints_yaml web-np http:8080/TCP 10.244.0.10 10.244.0.11
+} | apply_wait
 ip=$(svc_ip web)
-np_json=$(svcctl get svc web-np -o json)
-np=$(json_field "$np_json" nodePort) || fail "no nodePort in: $np_json"
+np=$(node_port web-np)
 both_answer "with svcd running (ClusterIP)" "$ip" 80
 both_answer "with svcd running (NodePort)" "$node" "$np"
 table_before=$(nsx "$NODE" nft list table ip svcd)
@@ -144,23 +72,21 @@ table inet svcd {
 	chain output { type filter hook output priority 10; policy accept; }
 }
 EOF
-others_before=$(nsx "$NODE" nft list table ip other; nsx "$NODE" nft list table inet svcd)
+others_before=$(others)
 
 # --cleanup: table ip svcd goes, nothing else.
 svcd_cleanup
 ruleset=$(nsx "$NODE" nft list ruleset)
 assert_not_contains "$ruleset" "table ip svcd {" "nft list ruleset after svcd --cleanup"
 assert_contains "$ruleset" "table ip other {" "nft list ruleset after svcd --cleanup"
-assert_eq "$(nsx "$NODE" nft list table ip other; nsx "$NODE" nft list table inet svcd)" \
-	"$others_before" "the other tables after svcd --cleanup"
+assert_eq "$(others)" "$others_before" "the other tables after svcd --cleanup"
 # Without the rules the ClusterIP is nobody's address any more.
 run_load "$C" -n 3 -c 3 -w 500 "$ip" 80
-[ "$RC" -ne 0 ] && [ "$(topo_count "$OUT" ok)" -eq 0 ] ||
+{ [ "$RC" -ne 0 ] && [ "$(topo_count "$OUT" ok)" -eq 0 ]; } ||
 	nft_fail "the ClusterIP $ip still answers after svcd --cleanup: $OUT"
 # Again: nothing to remove, still success.
 svcd_cleanup
-assert_eq "$(nsx "$NODE" nft list table ip other; nsx "$NODE" nft list table inet svcd)" \
-	"$others_before" "the other tables after a second svcd --cleanup"
+assert_eq "$(others)" "$others_before" "the other tables after a second svcd --cleanup"
 
 # Started again (mode auto), svcd programs it all from its state directory.
 svcd_start --mode auto --node-name node1 --cluster-cidr 10.244.0.0/16
@@ -172,5 +98,4 @@ both_answer "after svcd started again (NodePort)" "$node" "$np"
 svcd_stop
 svcd_cleanup
 has_svcd_table && nft_fail "table ip svcd is still there after the last svcd --cleanup"
-assert_eq "$(nsx "$NODE" nft list table ip other; nsx "$NODE" nft list table inet svcd)" \
-	"$others_before" "the other tables at the end"
+assert_eq "$(others)" "$others_before" "the other tables at the end"

@@ -26,70 +26,19 @@
 . "$(dirname "$0")/../lib.sh"
 # shellcheck source-path=SCRIPTDIR source=../topo.sh
 . "$(dirname "$0")/../topo.sh"
-
-command -v nft >/dev/null || skip "nft (the nftables CLI) is not installed"
-
-nft_state() {
-	echo "--- nft list table ip svcd (in $NODE) ---"
-	nsx "$NODE" nft list table ip svcd 2>&1
-	echo "--- svcctl status -o json ---"
-	svcctl status -o json 2>&1
-}
-
-nft_fail() {
-	fail "$*
-$(nft_state)"
-}
-
-# nft_table: see nft_restart.sh (elements sorted, below the structure).
-nft_table() {
-	local raw
-	raw=$(nsx "$NODE" nft list table ip svcd) || return 1
-	awk '
-		$1 == "set" || $1 == "map" { cur = $2 }
-		/elements = \{/ { inel = 1; print "\t\telements = <below>"; sub(/.*elements = \{/, "") }
-		inel {
-			line = $0
-			end = sub(/\}.*/, "", line)
-			n = split(line, part, ",")
-			for (i = 1; i <= n; i++) {
-				e = part[i]
-				gsub(/^[ \t]+|[ \t]+$/, "", e)
-				if (e != "") print "E " cur ": " e | "sort"
-			}
-			if (end) inel = 0
-			next
-		}
-		{ print }' <<<"$raw"
-}
-
-# nft_elems_of SET: the elements of SET, one a line.
-nft_elems_of() {
-	nft_table | awk -v p="E $1: " 'index($0, p) == 1 { print substr($0, length(p) + 1) }'
-}
+# shellcheck source-path=SCRIPTDIR source=../nft.sh
+. "$(dirname "$0")/../nft.sh"
 
 # restored WHAT: within 5 s the table is as it was and the service answers
 # 20 connections out of 20, from both endpoints.
 restored() {
-	local t0=${EPOCHREALTIME//[!0-9]/} out
-	_poll 5 table_back ||
+	local t0=${EPOCHREALTIME//[!0-9]/}
+	_poll 5 table_is "$before" ||
 		nft_fail "$1: table ip svcd not restored within 5 s (--resync-period 1):
 --- diff expected now ---
 $(diff <(echo "$before") <(nft_table 2>&1))"
-	out=$(topo_load "$C" -n 20 -c 5 -w 3000 "$ip" 80 2>&1) ||
-		nft_fail "$1: the table is back but the service fails:
-$out"
-	[ "$(topo_count "$out" a)" -gt 0 ] && [ "$(topo_count "$out" b)" -gt 0 ] ||
-		nft_fail "$1: not both endpoints answer after the repair: $out"
-	echo "$1: restored in $(((${EPOCHREALTIME//[!0-9]/} - t0) / 1000)) ms"
-}
-
-table_back() {
-	[ "$(nft_table)" = "$before" ]
-}
-
-other_table() {
-	nsx "$NODE" nft list table ip other
+	both_answer "$1: after the repair" "$ip" 80
+	echo "$1: restored in $(ms_since "$t0") ms"
 }
 
 topo_pod A a 10.244.0.10
@@ -103,36 +52,15 @@ nsx "$NODE" nft add set ip other keep '{ type ipv4_addr; }'
 nsx "$NODE" nft add element ip other keep '{ 192.0.2.1, 192.0.2.2 }'
 other_before=$(other_table)
 
-svcd_start --mode nftables --resync-period 1 --node-name node1 --cluster-cidr 10.244.0.0/16
-svcctl apply --wait -f - >/dev/null <<'EOF'
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  ports:
-  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: web}
-subsets:
-- addresses:
-  - {ip: 10.244.0.10, nodeName: node1}
-  - {ip: 10.244.0.11, nodeName: node1}
-  ports:
-  - {name: http, port: 8080, protocol: TCP}
----
-apiVersion: v1
-kind: Service
-metadata: {name: np}
-spec:
-  type: NodePort
-  ports:
-  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
-EOF
+svcd_start "${SVCD_ARGS[@]}" --resync-period 1
+{
+	service_yaml web http:80:8080/TCP
+	endpoints_yaml web http:8080/TCP 10.244.0.10 10.244.0.11
+	service_yaml np http:80:8080/TCP 'type: NodePort'
+} | apply_wait
 ip=$(svc_ip web)
 before=$(nft_table) || nft_fail "cannot list table ip svcd"
-out=$(topo_load_ok "$C" -n 20 -c 5 -w 3000 "$ip" 80)
+topo_load_ok "$C" -n 20 -c 5 -w 3000 "$ip" 80 >/dev/null
 
 # The whole table.
 nsx "$NODE" nft delete table ip svcd
@@ -179,4 +107,4 @@ restored "chain $lb flushed"
 assert_eq "$(other_table)" "$other_before" "table ip other after the repairs"
 svcd_stop
 assert_eq "$(other_table)" "$other_before" "table ip other after svcd stopped"
-table_back || nft_fail "table ip svcd changed when svcd stopped"
+table_is "$before" || nft_fail "table ip svcd changed when svcd stopped"

@@ -24,37 +24,8 @@
 . "$(dirname "$0")/../lib.sh"
 # shellcheck source-path=SCRIPTDIR source=../topo.sh
 . "$(dirname "$0")/../topo.sh"
-
-command -v nft >/dev/null || skip "nft (the nftables CLI) is not installed"
-
-nft_state() {
-	echo "--- nft list table ip svcd (in $NODE) ---"
-	nsx "$NODE" nft list table ip svcd 2>&1
-	echo "--- svcctl status -o json ---"
-	svcctl status -o json 2>&1
-}
-
-nft_fail() {
-	fail "$*
-$(nft_state)"
-}
-
-run_load() {
-	local ns=$1
-	shift
-	RC=0
-	topo_load "$ns" "$@" >"$T/.load_out" 2>"$T/.load_err" || RC=$?
-	OUT=$(cat "$T/.load_out")
-	ERR=$(head -n 20 "$T/.load_err")
-}
-
-# expect_all WHAT NAME N: the last run_load made N connections, all to NAME.
-expect_all() {
-	[ "$RC" -eq 0 ] && [ "$OUT" = "$2 $3"$'\n'"ok $3 failed 0" ] ||
-		nft_fail "$1: expected all $3 answered by $2, load exited $RC:
-$OUT
-$ERR"
-}
+# shellcheck source-path=SCRIPTDIR source=../nft.sh
+. "$(dirname "$0")/../nft.sh"
 
 # synced: the data plane caught up with every change.
 synced() {
@@ -67,45 +38,14 @@ synced() {
 topo_pod A a 10.244.0.10
 topo_pod B b 10.244.0.11
 
-svcd_start --mode nftables --node-name node1 --cluster-cidr 10.244.0.0/16
+svcd_start "${SVCD_ARGS[@]}"
 
-svcctl apply --wait -f - >/dev/null <<'EOF'
-apiVersion: v1
-kind: Service
-metadata: {name: self}
-spec:
-  ports:
-  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
-  - {name: dns, port: 53, targetPort: 5353, protocol: UDP}
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: self}
-subsets:
-- addresses:
-  - {ip: 10.244.0.10, nodeName: node1}
-  ports:
-  - {name: http, port: 8080, protocol: TCP}
-  - {name: dns, port: 5353, protocol: UDP}
----
-apiVersion: v1
-kind: Service
-metadata: {name: other}
-spec:
-  ports:
-  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
-  - {name: dns, port: 53, targetPort: 5353, protocol: UDP}
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: other}
-subsets:
-- addresses:
-  - {ip: 10.244.0.11, nodeName: node1}
-  ports:
-  - {name: http, port: 8080, protocol: TCP}
-  - {name: dns, port: 5353, protocol: UDP}
-EOF
+{
+	service_yaml self http:80:8080/TCP,dns:53:5353/UDP
+	endpoints_yaml self http:8080/TCP,dns:5353/UDP 10.244.0.10
+	service_yaml other http:80:8080/TCP,dns:53:5353/UDP
+	endpoints_yaml other http:8080/TCP,dns:5353/UDP 10.244.0.11
+} | apply_wait
 self=$(svc_ip self)
 other=$(svc_ip other)
 
@@ -120,23 +60,10 @@ expect_all "pod a -> $self:80/tcp, 1 MB echoed back" a 4
 
 # A second service with the same endpoint shares the hairpin element: when
 # it goes, pod A still reaches itself through the first.
-svcctl apply --wait -f - >/dev/null <<'EOF'
-apiVersion: v1
-kind: Service
-metadata: {name: self2}
-spec:
-  ports:
-  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: self2}
-subsets:
-- addresses:
-  - {ip: 10.244.0.10, nodeName: node1}
-  ports:
-  - {name: http, port: 8080, protocol: TCP}
-EOF
+{
+	service_yaml self2 http:80:8080/TCP
+	endpoints_yaml self2 http:8080/TCP 10.244.0.10
+} | apply_wait
 run_load "$A" -n 20 -c 5 -w 3000 "$(svc_ip self2)" 80
 expect_all "pod a -> self2 (hairpin to itself)" a 20
 svcctl delete svc self2 >/dev/null

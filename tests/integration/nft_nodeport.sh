@@ -27,56 +27,15 @@
 . "$(dirname "$0")/../lib.sh"
 # shellcheck source-path=SCRIPTDIR source=../topo.sh
 . "$(dirname "$0")/../topo.sh"
+# shellcheck source-path=SCRIPTDIR source=../nft.sh
+. "$(dirname "$0")/../nft.sh"
 
-command -v nft >/dev/null || skip "nft (the nftables CLI) is not installed"
-
-nft_state() {
-	echo "--- nft list table ip svcd (in $NODE) ---"
-	nsx "$NODE" nft list table ip svcd 2>&1
-	echo "--- svcctl status -o json ---"
-	svcctl status -o json 2>&1
-}
-
-nft_fail() {
-	fail "$*
-$(nft_state)"
-}
-
-run_load() {
-	local ns=$1
-	shift
-	RC=0
-	topo_load "$ns" "$@" >"$T/.load_out" 2>"$T/.load_err" || RC=$?
-	OUT=$(cat "$T/.load_out")
-	ERR=$(head -n 20 "$T/.load_err")
-}
-
-# assert_spread WHAT TOTAL NAME...: see nft_spread.sh.
-assert_spread() {
-	local what=$1 total=$2 name n sum=0 lo hi
-	shift 2
-	lo=$((total * 20 / 100))
-	hi=$((total * 47 / 100))
-	[ "$RC" -eq 0 ] && [ "$(topo_count "$OUT" ok)" -eq "$total" ] ||
-		nft_fail "$what: expected $total successes and no failure, load exited $RC:
-$OUT
-$ERR"
-	for name; do
-		n=$(topo_count "$OUT" "$name")
-		((n >= lo && n <= hi)) ||
-			nft_fail "$what: backend $name got $n of $total, expected $lo-$hi:
-$OUT"
-		sum=$((sum + n))
-	done
-	assert_eq "$sum" "$total" "$what: answers from the expected backends only ($OUT)"
-}
-
-# node_port SERVICE: the nodePort svcd allocated to SERVICE's first port.
-node_port() {
-	local json np
-	json=$(svcctl get svc "$1" -o json) || fail "svcctl get svc $1 failed"
-	np=$(json_field "$json" nodePort) || fail "service $1 has no nodePort: $json"
-	[[ $np =~ ^[0-9]+$ ]] && ((np >= 30000 && np <= 32767)) ||
+# allocated_port SERVICE: the nodePort svcd allocated to SERVICE's first
+# port, which must be in 30000-32767.
+allocated_port() {
+	local np
+	np=$(node_port "$1") || exit 1
+	{ [[ $np =~ ^[0-9]+$ ]] && ((np >= 30000 && np <= 32767)); } ||
 		fail "service $1: nodePort '$np' is not in 30000-32767"
 	echo "$np"
 }
@@ -84,17 +43,7 @@ node_port() {
 # local_endpoints NODE_OF_A: the Endpoints of service local, pod a on node
 # NODE_OF_A, pod b on node2.
 local_endpoints() {
-	svcctl apply --wait -f - >/dev/null <<EOF
-apiVersion: v1
-kind: Endpoints
-metadata: {name: local}
-subsets:
-- addresses:
-  - {ip: 10.244.0.10, nodeName: $1}
-  - {ip: 10.244.0.11, nodeName: node2}
-  ports:
-  - {name: http, port: 8080, protocol: TCP}
-EOF
+	endpoints_yaml local http:8080/TCP "10.244.0.10@$1" 10.244.0.11@node2 | apply_wait
 }
 
 topo_pod A a 10.244.0.10
@@ -103,60 +52,19 @@ topo_pod D c 10.244.0.12
 topo_client C
 node=$(topo_node_ip "$C")
 
-svcd_start --mode nftables --node-name node1 --cluster-cidr 10.244.0.0/16
+svcd_start "${SVCD_ARGS[@]}"
 
-svcctl apply --wait -f - >/dev/null <<'EOF'
-apiVersion: v1
-kind: Service
-metadata: {name: np}
-spec:
-  type: NodePort
-  ports:
-  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: np}
-subsets:
-- addresses:
-  - {ip: 10.244.0.10, nodeName: node1}
-  - {ip: 10.244.0.11, nodeName: node1}
-  - {ip: 10.244.0.12, nodeName: node1}
-  ports:
-  - {name: http, port: 8080, protocol: TCP}
----
-apiVersion: v1
-kind: Service
-metadata: {name: ext}
-spec:
-  externalIPs: [192.0.2.10]
-  ports:
-  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
----
-apiVersion: v1
-kind: Endpoints
-metadata: {name: ext}
-subsets:
-- addresses:
-  - {ip: 10.244.0.10}
-  - {ip: 10.244.0.11}
-  - {ip: 10.244.0.12}
-  ports:
-  - {name: http, port: 8080, protocol: TCP}
----
-apiVersion: v1
-kind: Service
-metadata: {name: local}
-spec:
-  type: NodePort
-  externalTrafficPolicy: Local
-  ports:
-  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
-EOF
+{
+	service_yaml np http:80:8080/TCP 'type: NodePort'
+	endpoints_yaml np http:8080/TCP 10.244.0.10 10.244.0.11 10.244.0.12
+	service_yaml ext http:80:8080/TCP 'externalIPs: [192.0.2.10]'
+	endpoints_yaml ext http:8080/TCP 10.244.0.10@ 10.244.0.11@ 10.244.0.12@
+	service_yaml local http:80:8080/TCP 'type: NodePort' 'externalTrafficPolicy: Local'
+} | apply_wait
 local_endpoints node2
 
 # NodePort at the node's address on the client's link.
-np=$(node_port np)
+np=$(allocated_port np)
 run_load "$C" -n 300 -c 10 -w 3000 "$node" "$np"
 assert_spread "tcp $node:$np (NodePort)" 300 a b c
 
@@ -166,9 +74,9 @@ assert_spread "tcp 192.0.2.10:80 (externalIP)" 300 a b c
 
 # externalTrafficPolicy Local, no endpoint on node1: dropped, so the client
 # times out (a reset or ICMP error would fail it at once).
-lp=$(node_port local)
+lp=$(allocated_port local)
 run_load "$C" -n 3 -c 3 -w 1000 "$node" "$lp"
-[ "$RC" -eq 1 ] && [ "$OUT" = "ok 0 failed 3" ] ||
+{ [ "$RC" -eq 1 ] && [ "$OUT" = "ok 0 failed 3" ]; } ||
 	nft_fail "tcp $node:$lp (policy Local, no local endpoint): expected 3 failures, load exited $RC:
 $OUT
 $ERR"
@@ -179,17 +87,11 @@ $ERR"
 # policy is Cluster).
 lip=$(svc_ip local)
 run_load "$A" -n 40 -c 5 -w 3000 "$lip" 80
-[ "$RC" -eq 0 ] && [ "$(topo_count "$OUT" ok)" -eq 40 ] ||
-	nft_fail "pod a -> $lip:80 (ClusterIP of the Local service): load exited $RC:
-$OUT
-$ERR"
+expect_ok "pod a -> $lip:80 (ClusterIP of the Local service)" 40
 
 # Pod a moves to node1: the nodePort works, and only a answers.
 local_endpoints node1
 run_load "$C" -n 40 -c 5 -w 3000 "$node" "$lp"
-[ "$RC" -eq 0 ] && [ "$OUT" = $'a 40\nok 40 failed 0' ] ||
-	nft_fail "tcp $node:$lp (policy Local, local endpoint a): expected all 40 from a, load exited $RC:
-$OUT
-$ERR"
+expect_all "tcp $node:$lp (policy Local, local endpoint a)" a 40
 
 svcd_stop

@@ -27,32 +27,8 @@
 . "$(dirname "$0")/../lib.sh"
 # shellcheck source-path=SCRIPTDIR source=../topo.sh
 . "$(dirname "$0")/../topo.sh"
-
-command -v nft >/dev/null || skip "nft (the nftables CLI) is not installed"
-
-nft_state() {
-	echo "--- nft list table ip svcd (in $NODE) ---"
-	nsx "$NODE" nft list table ip svcd 2>&1
-	echo "--- svcctl status -o json ---"
-	svcctl status -o json 2>&1
-}
-
-nft_fail() {
-	fail "$*
-$(nft_state)"
-}
-
-# run_load NS ARGS...: topo_load; sets OUT, ERR, RC and MS (how long it took).
-run_load() {
-	local ns=$1 t0
-	shift
-	RC=0
-	t0=${EPOCHREALTIME//[!0-9]/}
-	topo_load "$ns" "$@" >"$T/.load_out" 2>"$T/.load_err" || RC=$?
-	MS=$(((${EPOCHREALTIME//[!0-9]/} - t0) / 1000))
-	OUT=$(cat "$T/.load_out")
-	ERR=$(head -n 20 "$T/.load_err")
-}
+# shellcheck source-path=SCRIPTDIR source=../nft.sh
+. "$(dirname "$0")/../nft.sh"
 
 # expect_refused WHAT LOAD_ARGS...: every attempt fails as refused (reset or
 # ICMP port unreachable), well before load's 3 s timeout.
@@ -60,7 +36,7 @@ expect_refused() {
 	local what=$1 n=5
 	shift
 	run_load "$C" -n "$n" -c 1 -w 3000 "$@"
-	[ "$RC" -eq 1 ] && [ "$OUT" = "ok 0 failed $n" ] ||
+	{ [ "$RC" -eq 1 ] && [ "$OUT" = "ok 0 failed $n" ]; } ||
 		nft_fail "$what: expected $n refusals, load exited $RC:
 $OUT
 $ERR"
@@ -73,30 +49,15 @@ $ERR"
 topo_pod A a 10.244.0.10
 topo_client C
 
-svcd_start --mode nftables --node-name node1 --cluster-cidr 10.244.0.0/16
+svcd_start "${SVCD_ARGS[@]}"
 
-cat >"$T/svc.yaml" <<'EOF'
-apiVersion: v1
-kind: Service
-metadata: {name: lonely}
-spec:
-  externalIPs: [192.0.2.20]
-  ports:
-  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
-  - {name: dns, port: 53, targetPort: 5353, protocol: UDP}
----
-apiVersion: v1
-kind: Service
-metadata: {name: lonely-np}
-spec:
-  type: NodePort
-  ports:
-  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
-EOF
+{
+	service_yaml lonely http:80:8080/TCP,dns:53:5353/UDP 'externalIPs: [192.0.2.20]'
+	service_yaml lonely-np http:80:8080/TCP 'type: NodePort'
+} >"$T/svc.yaml"
 svcctl apply --wait -f "$T/svc.yaml" >/dev/null
 ip=$(svc_ip lonely)
-np_json=$(svcctl get svc lonely-np -o json)
-np=$(json_field "$np_json" nodePort) || fail "no nodePort in: $np_json"
+np=$(node_port lonely-np)
 node=$(topo_node_ip "$C")
 
 # No endpoints at all.
@@ -112,39 +73,21 @@ expect_refused "tcp 192.0.2.20:80 (externalIP without endpoints)" 192.0.2.20 80
 expect_refused "udp 192.0.2.20:53 (externalIP without endpoints)" -u 192.0.2.20 53
 
 # Endpoints arrive: the same addresses work, the ports it lacks still refuse.
-svcctl apply --wait -f - >/dev/null <<'EOF'
-apiVersion: v1
-kind: Endpoints
-metadata: {name: lonely}
-subsets:
-- addresses:
-  - {ip: 10.244.0.10, nodeName: node1}
-  ports:
-  - {name: http, port: 8080, protocol: TCP}
-  - {name: dns, port: 5353, protocol: UDP}
-EOF
+endpoints_yaml lonely http:8080/TCP,dns:5353/UDP 10.244.0.10 | apply_wait
 run_load "$C" -n 20 -c 5 -w 3000 "$ip" 80
-[ "$RC" -eq 0 ] && [ "$OUT" = $'a 20\nok 20 failed 0' ] ||
-	nft_fail "tcp $ip:80 after Endpoints were applied: load exited $RC:
-$OUT
-$ERR"
+expect_all "tcp $ip:80 after Endpoints were applied" a 20
 run_load "$C" -u -n 20 -c 5 -w 3000 "$ip" 53
-[ "$RC" -eq 0 ] && [ "$OUT" = $'a 20\nok 20 failed 0' ] ||
-	nft_fail "udp $ip:53 after Endpoints were applied: load exited $RC:
-$OUT
-$ERR"
+expect_all "udp $ip:53 after Endpoints were applied" a 20
 run_load "$C" -n 20 -c 5 -w 3000 192.0.2.20 80
-[ "$RC" -eq 0 ] && [ "$OUT" = $'a 20\nok 20 failed 0' ] ||
-	nft_fail "tcp 192.0.2.20:80 (externalIP) after Endpoints were applied: load exited $RC:
-$OUT
-$ERR"
+expect_all "tcp 192.0.2.20:80 (externalIP) after Endpoints were applied" a 20
 expect_refused "tcp $ip:81 with endpoints (a port lonely does not serve)" "$ip" 81
 expect_refused "udp $ip:54 with endpoints (a port lonely does not serve)" -u "$ip" 54
 expect_refused "tcp $node:$np (the NodePort service still has no endpoints)" "$node" "$np"
 
 # And when they go again, refused again.
 svcctl delete endpoints lonely >/dev/null
-wait_for 5 test "$(json_field "$(svcctl status -o json)" synced)" = true
+synced() { [ "$(json_field "$(svcctl status -o json)" synced)" = true ]; }
+wait_for 5 synced
 expect_refused "tcp $ip:80 after the Endpoints were deleted" "$ip" 80
 expect_refused "udp $ip:53 after the Endpoints were deleted" -u "$ip" 53
 

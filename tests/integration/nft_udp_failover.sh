@@ -38,16 +38,10 @@
 . "$(dirname "$0")/../lib.sh"
 # shellcheck source-path=SCRIPTDIR source=../topo.sh
 . "$(dirname "$0")/../topo.sh"
+# shellcheck source-path=SCRIPTDIR source=../nft.sh
+. "$(dirname "$0")/../nft.sh"
 
-command -v nft >/dev/null || skip "nft (the nftables CLI) is not installed"
-
-nft_state() {
-	echo "--- nft list table ip svcd (in $NODE) ---"
-	nsx "$NODE" nft list table ip svcd 2>&1
-	echo "--- svcctl status -o json ---"
-	svcctl status -o json 2>&1
-}
-
+# nft_fail MSG: nft.sh's, with the replies the socket got so far.
 nft_fail() {
 	fail "$*
 $(nft_state)
@@ -131,19 +125,7 @@ asks() {
 
 # endpoints SERVICE IP...: apply (--wait) the Endpoints of SERVICE.
 endpoints() {
-	local ip svc=$1
-	shift
-	{
-		printf 'apiVersion: v1\nkind: Endpoints\nmetadata: {name: %s}\nsubsets:\n- addresses:\n' "$svc"
-		for ip; do
-			printf '  - {ip: %s, nodeName: node1}\n' "$ip"
-		done
-		printf '  ports:\n  - {name: dns, port: 5353, protocol: UDP}\n'
-	} | svcctl apply --wait -f - >/dev/null
-}
-
-ms_since() {
-	echo $(((${EPOCHREALTIME//[!0-9]/} - $1) / 1000))
+	endpoints_yaml "$1" dns:5353/UDP "${@:2}" | apply_wait
 }
 
 topo_pod A a 10.244.0.10
@@ -151,16 +133,9 @@ topo_pod B b 10.244.0.11
 topo_client C
 declare -A pod_ip=([a]=10.244.0.10 [b]=10.244.0.11)
 
-svcd_start --mode nftables --node-name node1 --cluster-cidr 10.244.0.0/16
+svcd_start "${SVCD_ARGS[@]}"
 
-svcctl apply --wait -f - >/dev/null <<'EOF'
-apiVersion: v1
-kind: Service
-metadata: {name: dns}
-spec:
-  ports:
-  - {name: dns, port: 53, targetPort: 5353, protocol: UDP}
-EOF
+service_yaml dns dns:53:5353/UDP | apply_wait
 ip=$(svc_ip dns)
 udp_open "$ip" 53
 wait_for 5 client_socket "$ip:53"
@@ -189,18 +164,9 @@ echo "passed 3. service deleted" >&2
 
 # 4. The same through a nodePort, at the node's address.
 udp_close
-svcctl apply --wait -f - >/dev/null <<'EOF'
-apiVersion: v1
-kind: Service
-metadata: {name: dns-np}
-spec:
-  type: NodePort
-  ports:
-  - {name: dns, port: 53, targetPort: 5353, protocol: UDP}
-EOF
+service_yaml dns-np dns:53:5353/UDP 'type: NodePort' | apply_wait
 endpoints dns-np 10.244.0.10 10.244.0.11
-json=$(svcctl get svc dns-np -o json)
-np=$(json_field "$json" nodePort) || fail "no nodePort in: $json"
+np=$(node_port dns-np)
 node=$(topo_node_ip "$C")
 udp_open "$node" "$np"
 wait_for 5 client_socket "$node:$np"
