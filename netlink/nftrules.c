@@ -149,15 +149,15 @@ void nft_put_set(struct nft_txn *t, const char *table, enum nft_set_id i)
 	nft_txn_done(t);
 }
 
-void nft_put_chain(struct nft_txn *t, const char *table, const char *name,
-		   const struct nft_fixed_chain *fixed)
+static void chain_msg(struct nft_txn *t, uint16_t type, uint16_t flags, const char *table,
+		      const char *name, const struct nft_fixed_chain *fixed, const char *verb)
 {
 	struct nftnl_chain *c = nftnl_chain_alloc();
 	char what[64];
 	struct nlmsghdr *nlh;
 
-	snprintf(what, sizeof(what), "creating chain %s", name);
-	nlh = nft_txn_msg(t, NFT_MSG_NEWCHAIN, NFPROTO_IPV4, NLM_F_CREATE, what);
+	snprintf(what, sizeof(what), "%s chain %s", verb, name);
+	nlh = nft_txn_msg(t, type, NFPROTO_IPV4, flags, what);
 	if (!c || !nlh) {
 		t->err = t->err ? t->err : -ENOMEM;
 		nftnl_chain_free(c);
@@ -176,30 +176,15 @@ void nft_put_chain(struct nft_txn *t, const char *table, const char *name,
 	nft_txn_done(t);
 }
 
-static void chain_msg(struct nft_txn *t, uint16_t type, const char *table, const char *name,
-		      const char *verb)
+void nft_put_chain(struct nft_txn *t, const char *table, const char *name,
+		   const struct nft_fixed_chain *fixed)
 {
-	struct nftnl_chain *c = nftnl_chain_alloc();
-	char what[64];
-	struct nlmsghdr *nlh;
-
-	snprintf(what, sizeof(what), "%s chain %s", verb, name);
-	nlh = nft_txn_msg(t, type, NFPROTO_IPV4, 0, what);
-	if (!c || !nlh) {
-		t->err = t->err ? t->err : -ENOMEM;
-		nftnl_chain_free(c);
-		return;
-	}
-	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table);
-	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
-	nftnl_chain_nlmsg_build_payload(nlh, c);
-	nftnl_chain_free(c);
-	nft_txn_done(t);
+	chain_msg(t, NFT_MSG_NEWCHAIN, NLM_F_CREATE, table, name, fixed, "creating");
 }
 
 void nft_put_chain_del(struct nft_txn *t, const char *table, const char *name)
 {
-	chain_msg(t, NFT_MSG_DELCHAIN, table, name, "deleting");
+	chain_msg(t, NFT_MSG_DELCHAIN, 0, table, name, NULL, "deleting");
 }
 
 void nft_put_flush(struct nft_txn *t, const char *table, const char *chain)
