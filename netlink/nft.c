@@ -26,16 +26,24 @@
 
 #define ELEMS_PER_MSG 512
 
-/* One per programmed element (hundreds of thousands at scale): kept small. */
+/* One per programmed element (hundreds of thousands at scale): kept small,
+ * and carved from chunks rather than malloc'd one by one. */
 struct elem {
 	uint8_t set, klen, dlen;
-	bool mark; /* diff scratch: wanted by the old list, not yet by the new */
+	bool mark;	/* diff scratch: wanted by the old list, not yet by the new */
+	uint16_t chain; /* vmaps: 1 + index in nft.chains to goto, 0: drop */
 	uint8_t key[16];
 	uint8_t data[8];
-	uint32_t verdict; /* vmaps: NFT_GOTO or NF_DROP */
-	uint16_t chain;	  /* vmaps with NFT_GOTO: 1 + index in nft.chains */
-	uint32_t refs;	  /* services wanting it */
-	uint32_t stamp;	  /* diff scratch: last pass that wanted it */
+	uint32_t refs;	/* services wanting it */
+	uint32_t stamp; /* diff scratch: last pass that wanted it */
+};
+
+#define POOL_CHUNK 4096
+
+struct elem_pool {
+	struct elem *free; /* linked through the first bytes of key */
+	struct elem **chunks;
+	size_t nchunks, left; /* unused elements at the end of the last chunk */
 };
 
 /* Open addressing over (set, key). */
@@ -63,6 +71,7 @@ struct nft {
 	struct nft_rule_ctx rc;
 	struct nft_sock sock;
 	struct elem_table elems;
+	struct elem_pool pool;
 	struct smap progs;	    /* "ns/name" -> struct svc_prog */
 	struct chain_state *chains; /* load-balancing chains */
 	size_t nchains, capchains;
@@ -172,10 +181,44 @@ static void et_free(struct elem_table *t)
 	memset(t, 0, sizeof(*t));
 }
 
+static struct elem *pool_get(struct elem_pool *p)
+{
+	struct elem *x = p->free;
+
+	if (x) {
+		memcpy(&p->free, x->key, sizeof(p->free));
+		return x;
+	}
+	if (!p->left) {
+		struct elem **c = realloc(p->chunks, (p->nchunks + 1) * sizeof(*c));
+		if (!c)
+			return NULL;
+		p->chunks = c;
+		if (!(c[p->nchunks] = malloc(POOL_CHUNK * sizeof(struct elem))))
+			return NULL;
+		p->nchunks++;
+		p->left = POOL_CHUNK;
+	}
+	return &p->chunks[p->nchunks - 1][POOL_CHUNK - p->left--];
+}
+
+static void pool_put(struct elem_pool *p, struct elem *x)
+{
+	memcpy(x->key, &p->free, sizeof(p->free));
+	p->free = x;
+}
+
+static void pool_reset(struct elem_pool *p)
+{
+	for (size_t i = 0; i < p->nchunks; i++)
+		free(p->chunks[i]);
+	free(p->chunks);
+	memset(p, 0, sizeof(*p));
+}
+
 static bool same_data(const struct elem *a, const struct elem *b)
 {
-	return a->dlen == b->dlen && !memcmp(a->data, b->data, a->dlen) &&
-	       a->verdict == b->verdict && a->chain == b->chain;
+	return a->dlen == b->dlen && !memcmp(a->data, b->data, a->dlen) && a->chain == b->chain;
 }
 
 static struct chain_state *chain_get(struct nft *nf, const char *name, bool create);
@@ -269,10 +312,9 @@ static void want_key(struct nft *nf, struct want *w, const struct keyspec *k, ui
 		else
 			key_service(x->key, k);
 		if (!n) {
-			x->verdict = NF_DROP; /* policy Local and no local endpoint */
+			x->chain = 0; /* policy Local and no local endpoint: drop */
 		} else {
 			struct lb_shape s = {np ? LB_NODEPORT : LB_ADDR, n, aff_timeout > 0, 0};
-			x->verdict = (uint32_t)NFT_GOTO;
 			x->chain = chain_id(nf, &s, w);
 		}
 	}
@@ -282,7 +324,6 @@ static void want_key(struct nft *nf, struct want *w, const struct keyspec *k, ui
 			put_proto_port(x->key, k->proto, k->port);
 		else
 			key_service(x->key, k);
-		x->verdict = (uint32_t)NFT_GOTO;
 		x->chain = chain_id(nf, &s, w);
 	}
 	if (masq && n && (x = want_add(w, np ? SET_NODEPORT_MASQ : SET_EXT_MASQ))) {
@@ -453,10 +494,10 @@ static void pend_del(struct pending *p, struct elem *x)
 	push(&p->del, &p->ndel, &p->capdel, x, &p->err);
 }
 
-static void pending_free(struct pending *p)
+static void pending_free(struct nft *nf, struct pending *p)
 {
 	for (size_t i = 0; i < p->ndel; i++)
-		free(p->del[i]);
+		pool_put(&nf->pool, p->del[i]);
 	free(p->add);
 	free(p->del);
 	free(p->ct);
@@ -528,7 +569,7 @@ static void elem_unref(struct nft *nf, struct elem *x, struct pending *p, const 
 static struct elem *elem_insert(struct nft *nf, const struct elem *want, uint32_t pass,
 				struct pending *p)
 {
-	struct elem *x = malloc(sizeof(*x));
+	struct elem *x = pool_get(&nf->pool);
 
 	if (x) {
 		*x = *want;
@@ -536,7 +577,8 @@ static struct elem *elem_insert(struct nft *nf, const struct elem *want, uint32_
 		x->stamp = pass;
 	}
 	if (!x || et_put(&nf->elems, x)) {
-		free(x);
+		if (x)
+			pool_put(&nf->pool, x);
 		p->err = -ENOMEM;
 		return NULL;
 	}
@@ -665,7 +707,8 @@ static void put_elems(struct nft *nf, struct nft_txn *t, struct elem **v, size_t
 			if (add && v[i]->dlen)
 				nftnl_set_elem_set(el, NFTNL_SET_ELEM_DATA, v[i]->data, v[i]->dlen);
 			if (add && nft_sets[set].vmap) {
-				nftnl_set_elem_set_u32(el, NFTNL_SET_ELEM_VERDICT, v[i]->verdict);
+				nftnl_set_elem_set_u32(el, NFTNL_SET_ELEM_VERDICT,
+						       v[i]->chain ? (uint32_t)NFT_GOTO : NF_DROP);
 				if (v[i]->chain)
 					nftnl_set_elem_set_str(el, NFTNL_SET_ELEM_CHAIN,
 							       nf->chains[v[i]->chain - 1].name);
@@ -841,7 +884,7 @@ static int sync_partial(struct nft *nf, const struct svc_model *m, const char *c
 		free(w.v);
 	}
 	if (r || (r = nft_txn_begin(&t, &nf->sock))) {
-		pending_free(&p);
+		pending_free(nf, &p);
 		nf->need_full = true;
 		return svc_errf(e, -r, "nftables: %s", strerror(-r));
 	}
@@ -854,7 +897,7 @@ static int sync_partial(struct nft *nf, const struct svc_model *m, const char *c
 		chains_committed(nf);
 	if (!r)
 		forget_flows(nf, &p);
-	pending_free(&p);
+	pending_free(nf, &p);
 	return r;
 }
 
@@ -953,9 +996,11 @@ static int kernel_elem(struct kernel_view *kv, struct nftnl_set_elem *el)
 		memcpy(x->data, p, len);
 	}
 	if (d->vmap) {
-		x->verdict = nftnl_set_elem_get_u32(el, NFTNL_SET_ELEM_VERDICT);
+		uint32_t verdict = nftnl_set_elem_get_u32(el, NFTNL_SET_ELEM_VERDICT);
+		/* A verdict svcd never writes must compare unequal to all of ours. */
+		x->chain = verdict == NF_DROP ? 0 : UINT16_MAX;
 		p = nftnl_set_elem_get(el, NFTNL_SET_ELEM_CHAIN, &len);
-		if (p && len > 0 && len < 32) {
+		if (verdict == (uint32_t)NFT_GOTO && p && len > 0 && len < 32) {
 			char name[32];
 			struct chain_state *c;
 			snprintf(name, sizeof(name), "%.*s", (int)len, (const char *)p);
@@ -1039,7 +1084,9 @@ static void cache_clear(struct nft *nf)
 		free(pr);
 	}
 	smap_free(&nf->progs);
-	et_free(&nf->elems);
+	free(nf->elems.slot); /* the elements live in the pool */
+	memset(&nf->elems, 0, sizeof(nf->elems));
+	pool_reset(&nf->pool);
 	for (size_t i = 0; i < nf->nchains; i++)
 		nf->chains[i].refs = 0;
 }
@@ -1062,7 +1109,7 @@ static int rebuild_cache(struct nft *nf, const struct svc_model *m, struct svc_e
 		free(w.v);
 		p.nadd = 0; /* the kernel diff decides what to send */
 	}
-	pending_free(&p);
+	pending_free(nf, &p);
 	return r ? svc_errf(e, -r, "nftables: %s", strerror(-r)) : 0;
 }
 

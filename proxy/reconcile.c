@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <ev.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,9 @@ static void sync_now(struct svc_reconciler *r)
 	}
 	r->status.last_error[0] = '\0';
 	r->status.applied = gen;
+	/* A big sync leaves big holes in the heap (dumps, diffs): return them. */
+	if (full || n > 1000)
+		malloc_trim(0);
 	r->full_pending = false;
 	clear_dirty(r);
 	settle(r, gen, 0, NULL);
