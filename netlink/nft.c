@@ -29,9 +29,9 @@
 /* One per programmed element (hundreds of thousands at scale): kept small,
  * and carved from chunks rather than malloc'd one by one. */
 struct elem {
-	uint8_t set, klen, dlen;
-	bool mark;	/* diff scratch: wanted by the old list, not yet by the new */
-	uint16_t chain; /* vmaps: 1 + index in nft.chains to goto, 0: drop */
+	uint16_t set; /* enum nft_set_id, or SET_COUNT + index of a shape */
+	uint8_t klen, dlen;
+	bool mark; /* diff scratch: wanted by the old list, not yet by the new */
 	uint8_t key[16];
 	uint8_t data[8];
 	uint32_t refs;	/* services wanting it */
@@ -59,10 +59,13 @@ struct svc_prog {
 	uint32_t n;
 };
 
-struct chain_state {
-	char name[32];
-	bool present;  /* in the kernel */
-	uint32_t refs; /* vmap elements jumping to it */
+/* A shape in use or seen in the kernel: its set (and, for load balancing,
+ * its chain), and how many elements of its set services want. */
+struct shape {
+	struct lb_shape sh;
+	char set[32];
+	bool set_present, chain_present; /* in the kernel */
+	uint32_t refs;
 };
 
 struct nft {
@@ -72,16 +75,16 @@ struct nft {
 	struct nft_sock sock;
 	struct elem_table elems;
 	struct elem_pool pool;
-	struct smap progs;	    /* "ns/name" -> struct svc_prog */
-	struct chain_state *chains; /* load-balancing chains */
-	size_t nchains, capchains;
+	struct smap progs; /* "ns/name" -> struct svc_prog */
+	struct shape *shapes;
+	size_t nshapes, capshapes;
 	bool need_full; /* the cache may not match the kernel */
 	size_t nelems_programmed;
 };
 
 /* --- the element table --------------------------------------------------- */
 
-static uint64_t elem_hash(uint8_t set, const uint8_t *key, uint8_t klen)
+static uint64_t elem_hash(uint16_t set, const uint8_t *key, uint8_t klen)
 {
 	uint64_t h = 1469598103934665603ULL ^ set;
 
@@ -92,7 +95,7 @@ static uint64_t elem_hash(uint8_t set, const uint8_t *key, uint8_t klen)
 	return h;
 }
 
-static size_t et_find(const struct elem_table *t, uint8_t set, const uint8_t *key, uint8_t klen,
+static size_t et_find(const struct elem_table *t, uint16_t set, const uint8_t *key, uint8_t klen,
 		      bool *found)
 {
 	size_t mask = t->cap - 1, i = elem_hash(set, key, klen) & mask, tomb = SIZE_MAX;
@@ -218,14 +221,10 @@ static void pool_reset(struct elem_pool *p)
 
 static bool same_data(const struct elem *a, const struct elem *b)
 {
-	return a->dlen == b->dlen && !memcmp(a->data, b->data, a->dlen) && a->chain == b->chain;
+	return a->dlen == b->dlen && !memcmp(a->data, b->data, a->dlen);
 }
 
-static struct chain_state *chain_get(struct nft *nf, const char *name, bool create);
-struct want;
-
-/* The chain an element jumps to, as 1 + its index (0: out of memory). */
-static uint16_t chain_id(struct nft *nf, const struct lb_shape *s, struct want *w);
+static struct shape *shape_get(struct nft *nf, const struct lb_shape *sh, bool create);
 
 /* --- what a service wants ------------------------------------------------ */
 
@@ -235,7 +234,7 @@ struct want {
 	int err;
 };
 
-static struct elem *want_add(struct want *w, enum nft_set_id set)
+static struct elem *want_add_set(struct want *w, uint16_t set, uint8_t klen, uint8_t dlen)
 {
 	if (w->n == w->cap) {
 		uint32_t cap = w->cap ? w->cap * 2 : 16;
@@ -249,10 +248,29 @@ static struct elem *want_add(struct want *w, enum nft_set_id set)
 	}
 	struct elem *x = &w->v[w->n++];
 	memset(x, 0, sizeof(*x));
-	x->set = (uint8_t)set;
-	x->klen = nft_sets[set].klen;
-	x->dlen = nft_sets[set].dlen;
+	x->set = set;
+	x->klen = klen;
+	x->dlen = dlen;
 	return x;
+}
+
+static struct elem *want_add(struct want *w, enum nft_set_id set)
+{
+	return want_add_set(w, (uint16_t)set, nft_sets[set].klen, nft_sets[set].dlen);
+}
+
+/* An element of a shape's set: the service key (addr . proto . port, or
+ * proto . port for nodePorts). */
+static struct elem *want_shape(struct nft *nf, struct want *w, const struct lb_shape *sh)
+{
+	struct shape *s = shape_get(nf, sh, true);
+
+	if (!s) {
+		w->err = -ENOMEM;
+		return NULL;
+	}
+	return want_add_set(w, (uint16_t)(SET_COUNT + (s - nf->shapes)),
+			    lb_by_nodeport(sh) ? 8 : 12, 0);
 }
 
 /* Keys are laid out as nf_tables registers hold them: each field padded
@@ -298,6 +316,14 @@ static uint32_t pick_targets(const struct nft *nf, const struct svc_port_targets
 }
 
 /* Everything one service address . port needs. */
+static void put_service_key(struct elem *x, const struct keyspec *k)
+{
+	if (!k->addr)
+		put_proto_port(x->key, k->proto, k->port);
+	else
+		key_service(x->key, k);
+}
+
 static void want_key(struct nft *nf, struct want *w, const struct keyspec *k, uint32_t nready,
 		     const struct svc_target **tg, uint32_t n, bool masq, uint32_t aff_timeout)
 {
@@ -306,41 +332,26 @@ static void want_key(struct nft *nf, struct want *w, const struct keyspec *k, ui
 
 	if (!nready)
 		return; /* refused: through cluster-ips or the no-endpoint sets */
-	if ((x = want_add(w, np ? SET_NODEPORTS : SET_SERVICE_IPS))) {
-		if (np)
-			put_proto_port(x->key, k->proto, k->port);
-		else
-			key_service(x->key, k);
-		if (!n) {
-			x->chain = 0; /* policy Local and no local endpoint: drop */
-		} else {
-			struct lb_shape s = {np ? LB_NODEPORT : LB_ADDR, n, aff_timeout > 0, 0};
-			x->chain = chain_id(nf, &s, w);
-		}
+	if (!n) {
+		/* Policy Local and no local endpoint: dropped, as Kubernetes does. */
+		if ((x = want_add(w, np ? SET_NP_DROP_LOCAL : SET_DROP_LOCAL)))
+			put_service_key(x, k);
+		return;
 	}
-	if (aff_timeout && n && (x = want_add(w, np ? SET_AFF_NODEPORTS : SET_AFF_SERVICES))) {
-		struct lb_shape s = {LB_RECORD, 0, true, aff_timeout};
-		if (np)
-			put_proto_port(x->key, k->proto, k->port);
-		else
-			key_service(x->key, k);
-		x->chain = chain_id(nf, &s, w);
-	}
-	if (masq && n && (x = want_add(w, np ? SET_NODEPORT_MASQ : SET_EXT_MASQ))) {
-		if (np)
-			put_proto_port(x->key, k->proto, k->port);
-		else
-			key_service(x->key, k);
-	}
+	struct lb_shape lb = {np ? LB_NODEPORT : LB_ADDR, n, aff_timeout > 0, 0};
+	if ((x = want_shape(nf, w, &lb)))
+		put_service_key(x, k);
+	struct lb_shape rec = {np ? LB_NP_RECORD : LB_RECORD, 0, true, aff_timeout};
+	if (aff_timeout && (x = want_shape(nf, w, &rec)))
+		put_service_key(x, k);
+	if (masq && (x = want_add(w, np ? SET_NODEPORT_MASQ : SET_EXT_MASQ)))
+		put_service_key(x, k);
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t slot = i;
 		uint16_t port = htons(tg[i]->port);
 		if (!(x = want_add(w, np ? SET_NP_ENDPOINTS : SET_ENDPOINTS)))
 			continue;
-		if (np)
-			put_proto_port(x->key, k->proto, k->port);
-		else
-			key_service(x->key, k);
+		put_service_key(x, k);
 		memcpy(x->key + (np ? 8 : 12), &slot, 4);
 		put_addr(x->data, &tg[i]->addr);
 		memcpy(x->data + 4, &port, 2);
@@ -415,48 +426,47 @@ static int want_service(struct nft *nf, const struct svc_obj *o, struct want *w)
 
 /* --- chains ------------------------------------------------------------------ */
 
-static struct chain_state *chain_get(struct nft *nf, const char *name, bool create)
+static struct shape *shape_get(struct nft *nf, const struct lb_shape *sh, bool create)
 {
-	for (size_t i = 0; i < nf->nchains; i++)
-		if (!strcmp(nf->chains[i].name, name))
-			return &nf->chains[i];
-	if (!create)
+	char set[32];
+
+	lb_set_name(sh, set);
+	for (size_t i = 0; i < nf->nshapes; i++)
+		if (!strcmp(nf->shapes[i].set, set))
+			return &nf->shapes[i];
+	if (!create || nf->nshapes >= UINT16_MAX - SET_COUNT)
 		return NULL;
-	if (nf->nchains == nf->capchains) {
-		size_t cap = nf->capchains ? nf->capchains * 2 : 16;
-		struct chain_state *v = realloc(nf->chains, cap * sizeof(*v));
+	if (nf->nshapes == nf->capshapes) {
+		size_t cap = nf->capshapes ? nf->capshapes * 2 : 16;
+		struct shape *v = realloc(nf->shapes, cap * sizeof(*v));
 		if (!v)
 			return NULL;
-		nf->chains = v;
-		nf->capchains = cap;
+		nf->shapes = v;
+		nf->capshapes = cap;
 	}
-	struct chain_state *c = &nf->chains[nf->nchains++];
-	memset(c, 0, sizeof(*c));
-	snprintf(c->name, sizeof(c->name), "%s", name);
-	return c;
+	struct shape *s = &nf->shapes[nf->nshapes++];
+	memset(s, 0, sizeof(*s));
+	s->sh = *sh;
+	memcpy(s->set, set, sizeof(s->set));
+	return s;
 }
 
-static uint16_t chain_id(struct nft *nf, const struct lb_shape *s, struct want *w)
+static struct shape *shape_of(struct nft *nf, uint16_t set)
 {
-	struct chain_state *c;
-	char name[32];
+	return set >= SET_COUNT ? &nf->shapes[set - SET_COUNT] : NULL;
+}
 
-	lb_chain_name(s, name);
-	if (!(c = chain_get(nf, name, true))) {
-		w->err = -ENOMEM;
-		return 0;
-	}
-	return (uint16_t)(c - nf->chains + 1);
+static const char *set_name(const struct nft *nf, uint16_t set)
+{
+	return set < SET_COUNT ? nft_sets[set].name : nf->shapes[set - SET_COUNT].set;
 }
 
 static void chain_ref(struct nft *nf, const struct elem *x, int delta)
 {
-	struct chain_state *c;
+	struct shape *s = shape_of(nf, x->set);
 
-	if (!x->chain)
-		return;
-	c = &nf->chains[x->chain - 1];
-	c->refs = (uint32_t)((int)c->refs + delta);
+	if (s)
+		s->refs = (uint32_t)((int)s->refs + delta);
 }
 
 /* --- diff ------------------------------------------------------------------- */
@@ -682,14 +692,14 @@ static void put_elems(struct nft *nf, struct nft_txn *t, struct elem **v, size_t
 	size_t i = 0;
 
 	while (i < n) {
-		enum nft_set_id set = v[i]->set;
+		uint16_t set = v[i]->set;
 		struct nftnl_set *s = nftnl_set_alloc();
 		struct nlmsghdr *nlh;
 		char what[96];
 		size_t k = 0;
 
 		snprintf(what, sizeof(what), "%s elements of %s", add ? "adding" : "deleting",
-			 nft_sets[set].name);
+			 set_name(nf, set));
 		nlh = nft_txn_msg(t, add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, NFPROTO_IPV4,
 				  add ? NLM_F_CREATE : 0, what);
 		if (!s || !nlh) {
@@ -698,7 +708,7 @@ static void put_elems(struct nft *nf, struct nft_txn *t, struct elem **v, size_t
 			return;
 		}
 		nftnl_set_set_str(s, NFTNL_SET_TABLE, nf->table);
-		nftnl_set_set_str(s, NFTNL_SET_NAME, nft_sets[set].name);
+		nftnl_set_set_str(s, NFTNL_SET_NAME, set_name(nf, set));
 		for (; i < n && v[i]->set == set && k < ELEMS_PER_MSG; i++, k++) {
 			struct nftnl_set_elem *el = nftnl_set_elem_alloc();
 			if (!el)
@@ -706,13 +716,7 @@ static void put_elems(struct nft *nf, struct nft_txn *t, struct elem **v, size_t
 			nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, v[i]->key, v[i]->klen);
 			if (add && v[i]->dlen)
 				nftnl_set_elem_set(el, NFTNL_SET_ELEM_DATA, v[i]->data, v[i]->dlen);
-			if (add && nft_sets[set].vmap) {
-				nftnl_set_elem_set_u32(el, NFTNL_SET_ELEM_VERDICT,
-						       v[i]->chain ? (uint32_t)NFT_GOTO : NF_DROP);
-				if (v[i]->chain)
-					nftnl_set_elem_set_str(el, NFTNL_SET_ELEM_CHAIN,
-							       nf->chains[v[i]->chain - 1].name);
-			}
+
 			nftnl_set_elem_add(s, el);
 		}
 		nftnl_set_elems_nlmsg_build_payload(nlh, s);
@@ -734,31 +738,48 @@ static void sort_elems(struct elem **v, size_t n)
 		qsort(v, n, sizeof(*v), cmp_elem_set);
 }
 
-/* Chains that elements will jump to must exist before the elements do. */
-static void put_missing_chains(struct nft *nf, struct nft_txn *t)
+/* A shape's set, chain and the rule sending its keys there must exist
+ * before its elements do.  Created here when first used; removed only by a
+ * full sync, which rebuilds the dispatching rules. */
+static void put_missing_shapes(struct nft *nf, struct nft_txn *t)
 {
-	for (size_t i = 0; i < nf->nchains; i++)
-		if (nf->chains[i].refs && !nf->chains[i].present)
-			nft_put_chain(t, nf->table, nf->chains[i].name, NULL);
-	for (size_t i = 0; i < nf->nchains; i++)
-		if (nf->chains[i].refs && !nf->chains[i].present)
-			nft_put_rules(t, &nf->rc, nf->chains[i].name);
+	char chain[32];
+
+	for (size_t i = 0; i < nf->nshapes; i++) {
+		struct shape *s = &nf->shapes[i];
+		if (!s->refs || s->set_present)
+			continue;
+		nft_put_shape_set(t, nf->table, &s->sh, true);
+		if (!lb_is_record(&s->sh) && !s->chain_present) {
+			lb_chain_name(&s->sh, chain);
+			nft_put_chain(t, nf->table, chain, NULL);
+			nft_put_rules(t, &nf->rc, chain);
+		}
+		nft_put_shape_rule(t, &nf->rc, &s->sh);
+	}
 }
 
 static void put_pending(struct nft *nf, struct nft_txn *t, struct pending *p)
 {
 	sort_elems(p->del, p->ndel);
 	sort_elems(p->add, p->nadd);
-	put_missing_chains(nf, t);
+	put_missing_shapes(nf, t);
 	put_elems(nf, t, p->del, p->ndel, false);
 	put_elems(nf, t, p->add, p->nadd, true);
 }
 
-static void chains_committed(struct nft *nf)
+static void shapes_committed(struct nft *nf)
 {
-	for (size_t i = 0; i < nf->nchains; i++)
-		if (nf->chains[i].refs)
-			nf->chains[i].present = true;
+	for (size_t i = 0; i < nf->nshapes; i++)
+		if (nf->shapes[i].refs)
+			nf->shapes[i].set_present = nf->shapes[i].chain_present = true;
+}
+
+/* After a full sync the kernel holds exactly the shapes in use. */
+static void shapes_synced(struct nft *nf)
+{
+	for (size_t i = 0; i < nf->nshapes; i++)
+		nf->shapes[i].set_present = nf->shapes[i].chain_present = nf->shapes[i].refs > 0;
 }
 
 struct sweep {
@@ -894,7 +915,7 @@ static int sync_partial(struct nft *nf, const struct svc_model *m, const char *c
 	if (r)
 		nf->need_full = true; /* the cache is ahead of the kernel now */
 	else
-		chains_committed(nf);
+		shapes_committed(nf);
 	if (!r)
 		forget_flows(nf, &p);
 	pending_free(nf, &p);
@@ -909,7 +930,7 @@ struct kernel_view {
 	bool sets[SET_COUNT];
 	struct smap chains; /* name -> rule count + 1 (owned keys) */
 	struct elem_table elems;
-	enum nft_set_id cur; /* set being dumped */
+	uint16_t cur; /* set being dumped */
 	int err;
 };
 
@@ -927,9 +948,13 @@ static int cb_set(const struct nlmsghdr *nlh, void *data)
 	if (s && nftnl_set_nlmsg_parse(nlh, s) == 0 &&
 	    ours(kv, nftnl_set_get_str(s, NFTNL_SET_TABLE))) {
 		const char *name = nftnl_set_get_str(s, NFTNL_SET_NAME);
+		struct lb_shape sh;
+		struct shape *shp;
 		for (int i = 0; name && i < SET_COUNT; i++)
 			if (!strcmp(name, nft_sets[i].name))
 				kv->sets[i] = true;
+		if (name && lb_set_parse(name, &sh) && (shp = shape_get(kv->nf, &sh, true)))
+			shp->set_present = true;
 	}
 	nftnl_set_free(s);
 	return MNL_CB_OK;
@@ -975,14 +1000,16 @@ static int cb_rule(const struct nlmsghdr *nlh, void *data)
 /* Kernel replies are checked field by field before they become elements. */
 static int kernel_elem(struct kernel_view *kv, struct nftnl_set_elem *el)
 {
-	const struct nft_set_def *d = &nft_sets[kv->cur];
+	struct shape *shp = shape_of(kv->nf, kv->cur);
+	struct nft_set_def dyn = {.klen = shp && lb_by_nodeport(&shp->sh) ? 8 : 12};
+	const struct nft_set_def *d = shp ? &dyn : &nft_sets[kv->cur];
 	struct elem *x = calloc(1, sizeof(*x));
 	const void *p;
 	uint32_t len = 0;
 
 	if (!x)
 		return -ENOMEM;
-	x->set = (uint8_t)kv->cur;
+	x->set = kv->cur;
 	x->klen = d->klen;
 	x->dlen = d->dlen;
 	p = nftnl_set_elem_get(el, NFTNL_SET_ELEM_KEY, &len);
@@ -994,19 +1021,6 @@ static int kernel_elem(struct kernel_view *kv, struct nftnl_set_elem *el)
 		if (!p || len != d->dlen)
 			goto skip;
 		memcpy(x->data, p, len);
-	}
-	if (d->vmap) {
-		uint32_t verdict = nftnl_set_elem_get_u32(el, NFTNL_SET_ELEM_VERDICT);
-		/* A verdict svcd never writes must compare unequal to all of ours. */
-		x->chain = verdict == NF_DROP ? 0 : UINT16_MAX;
-		p = nftnl_set_elem_get(el, NFTNL_SET_ELEM_CHAIN, &len);
-		if (verdict == (uint32_t)NFT_GOTO && p && len > 0 && len < 32) {
-			char name[32];
-			struct chain_state *c;
-			snprintf(name, sizeof(name), "%.*s", (int)len, (const char *)p);
-			if ((c = chain_get(kv->nf, name, true)))
-				x->chain = (uint16_t)(c - kv->nf->chains + 1);
-		}
 	}
 	if (!et_get(&kv->elems, x) && et_put(&kv->elems, x) == 0)
 		return 0;
@@ -1050,6 +1064,8 @@ static int read_kernel(struct nft *nf, struct kernel_view *kv, struct svc_err *e
 
 	memset(kv, 0, sizeof(*kv));
 	kv->nf = nf;
+	for (size_t i = 0; i < nf->nshapes; i++)
+		nf->shapes[i].set_present = nf->shapes[i].chain_present = false;
 	r = nft_dump(&nf->sock, NFT_MSG_GETSET, NFPROTO_IPV4, nf->table, NULL, cb_set, kv, e);
 	if (r == -ENOENT)
 		return 0; /* no table: everything is missing */
@@ -1060,12 +1076,13 @@ static int read_kernel(struct nft *nf, struct kernel_view *kv, struct svc_err *e
 			  e)))
 		return r == -ENOENT ? 0 : r;
 	kv->table = true;
-	for (int i = 0; i < SET_MANAGED && !r; i++) {
-		if (!kv->sets[i])
+	for (size_t i = 0; i < SET_MANAGED + nf->nshapes && !r; i++) {
+		uint16_t id = (uint16_t)(i < SET_MANAGED ? i : SET_COUNT + (i - SET_MANAGED));
+		if (i < SET_MANAGED ? !kv->sets[i] : !shape_of(nf, id)->set_present)
 			continue;
-		kv->cur = (enum nft_set_id)i;
+		kv->cur = id;
 		r = nft_dump(&nf->sock, NFT_MSG_GETSETELEM, NFPROTO_IPV4, nf->table,
-			     nft_sets[i].name, cb_elems, kv, e);
+			     set_name(nf, id), cb_elems, kv, e);
 	}
 	if (!r && kv->err)
 		r = svc_errf(e, -kv->err, "nftables: reading the ruleset: %s", strerror(-kv->err));
@@ -1087,8 +1104,8 @@ static void cache_clear(struct nft *nf)
 	free(nf->elems.slot); /* the elements live in the pool */
 	memset(&nf->elems, 0, sizeof(nf->elems));
 	pool_reset(&nf->pool);
-	for (size_t i = 0; i < nf->nchains; i++)
-		nf->chains[i].refs = 0;
+	for (size_t i = 0; i < nf->nshapes; i++)
+		nf->shapes[i].refs = 0;
 }
 
 /* Recompute every service into an empty cache. */
@@ -1113,50 +1130,77 @@ static int rebuild_cache(struct nft *nf, const struct svc_model *m, struct svc_e
 	return r ? svc_errf(e, -r, "nftables: %s", strerror(-r)) : 0;
 }
 
-/* Fixed and load-balancing chains: create what is missing (all of them
- * before any rule, since rules jump between them), refill what someone
- * changed (its rule count differs). */
+static bool is_fixed(const char *name)
+{
+	for (unsigned i = 0; i < nft_nfixed; i++)
+		if (!strcmp(nft_fixed_chains[i].name, name))
+			return true;
+	return false;
+}
+
+/* Sets and chains of the shapes in use, fixed chains: create what is
+ * missing (everything before any rule, since rules refer to sets and jump
+ * between chains), refill what someone changed (its rule count differs).
+ * dispatch and affinity-record are always rebuilt: their rules follow the
+ * shapes in use. */
 static void put_chain_repairs(struct nft *nf, struct nft_txn *t, const struct kernel_view *kv)
 {
-	bool refill[nft_nfixed + nf->nchains + 1];
+	size_t nfix = nft_nfixed, total = nfix + nf->nshapes;
+	bool refill[total + 1];
+	char chain[32];
 
-	for (size_t i = 0; i < nft_nfixed + nf->nchains; i++) {
-		bool fixed = i < nft_nfixed;
-		struct chain_state *c = fixed ? NULL : &nf->chains[i - nft_nfixed];
-		const char *name = fixed ? nft_fixed_chains[i].name : c->name;
+	for (size_t i = 0; i < nf->nshapes; i++)
+		if (nf->shapes[i].refs && !nf->shapes[i].set_present)
+			nft_put_shape_set(t, nf->table, &nf->shapes[i].sh, true);
+	for (size_t i = 0; i < total; i++) {
+		const struct shape *shp = i < nfix ? NULL : &nf->shapes[i - nfix];
+		const char *name = chain;
+		refill[i] = false;
+		if (shp && (!shp->refs || lb_is_record(&shp->sh)))
+			continue;
+		if (shp)
+			lb_chain_name(&shp->sh, chain);
+		else
+			name = nft_fixed_chains[i].name;
 		uintptr_t have = (uintptr_t)smap_get(&kv->chains, name);
-		if (c)
-			c->present = have != 0;
-		refill[i] =
-		    (fixed || c->refs) && (!have || have - 1 != nft_rule_count(&nf->rc, name));
+		refill[i] = !have || have - 1 != nft_rule_count(&nf->rc, name) ||
+			    !strcmp(name, "dispatch") || !strcmp(name, "affinity-record");
 		if (!refill[i])
 			continue;
 		if (have)
 			nft_put_flush(t, nf->table, name);
 		else
-			nft_put_chain(t, nf->table, name, fixed ? &nft_fixed_chains[i] : NULL);
+			nft_put_chain(t, nf->table, name, shp ? NULL : &nft_fixed_chains[i]);
 	}
-	for (size_t i = 0; i < nft_nfixed + nf->nchains; i++)
-		if (refill[i])
-			nft_put_rules(t, &nf->rc,
-				      i < nft_nfixed ? nft_fixed_chains[i].name
-						     : nf->chains[i - nft_nfixed].name);
+	for (size_t i = 0; i < total; i++) {
+		if (!refill[i])
+			continue;
+		if (i >= nfix)
+			lb_chain_name(&nf->shapes[i - nfix].sh, chain);
+		nft_put_rules(t, &nf->rc, i < nfix ? nft_fixed_chains[i].name : chain);
+	}
+	for (size_t i = 0; i < nf->nshapes; i++)
+		if (nf->shapes[i].refs)
+			nft_put_shape_rule(t, &nf->rc, &nf->shapes[i].sh);
 }
 
-/* Chains nothing jumps to any more go, after the elements that did. */
+/* Chains and sets nothing uses any more go, after the elements and rules
+ * that used them. */
 static void put_chain_deletes(struct nft *nf, struct nft_txn *t, const struct kernel_view *kv)
 {
 	struct smap_ent *ent;
+	struct lb_shape sh;
 	size_t cur = 0;
 
 	while ((ent = smap_next(&kv->chains, &cur))) {
-		struct chain_state *c = chain_get(nf, ent->key, false);
-		bool fixed = false;
-		for (unsigned i = 0; i < nft_nfixed; i++)
-			fixed |= !strcmp(nft_fixed_chains[i].name, ent->key);
-		if (!fixed && (!c || !c->refs))
+		const struct shape *shp =
+		    lb_chain_parse(ent->key, &sh) ? shape_get(nf, &sh, false) : NULL;
+		if (!is_fixed(ent->key) && (!shp || !shp->refs))
 			nft_put_chain_del(t, nf->table, ent->key);
 	}
+	for (size_t i = 0; i < nf->nshapes; i++)
+		if (!nf->shapes[i].refs && nf->shapes[i].set_present)
+			nft_put_shape_set(t, nf->table, &nf->shapes[i].sh, false);
 }
 
 static void diff_kernel(struct nft *nf, const struct kernel_view *kv, struct pending *p,
@@ -1210,7 +1254,7 @@ static int sync_full(struct nft *nf, const struct svc_model *m, struct svc_err *
 	r = nft_txn_commit(&t, e);
 	nft_txn_free(&t);
 	if (!r) {
-		chains_committed(nf);
+		shapes_synced(nf);
 		nf->need_full = false;
 		nf->nelems_programmed = nf->elems.n;
 	}
@@ -1243,7 +1287,7 @@ static void nft_destroy(void *priv)
 
 	/* The rules stay in the kernel: only `svcd --cleanup` removes them. */
 	cache_clear(nf);
-	free(nf->chains);
+	free(nf->shapes);
 	nft_sock_close(&nf->sock);
 	free(nf->table);
 	free(nf->node);
@@ -1272,8 +1316,8 @@ static void nft_stats(void *priv, size_t *elements, size_t *chains)
 	/* After a failed sync the cache is not what the kernel holds. */
 	*elements = nf->need_full ? 0 : nf->elems.n;
 	*chains = nf->need_full ? 0 : nft_nfixed;
-	for (size_t i = 0; i < nf->nchains && !nf->need_full; i++)
-		*chains += nf->chains[i].present;
+	for (size_t i = 0; i < nf->nshapes && !nf->need_full; i++)
+		*chains += nf->shapes[i].chain_present && !lb_is_record(&nf->shapes[i].sh);
 }
 
 int nft_backend_new(const struct nft_config *cfg, struct svc_backend *out, struct svc_err *e)

@@ -33,7 +33,8 @@ struct nft_txn {
 	uint32_t first_seq, nmsgs;
 	char **what; /* per message, indexed by seq - first_seq */
 	size_t cap;
-	int err; /* sticky: the first failure while building */
+	int err;	  /* sticky: the first failure while building */
+	uint32_t set_ids; /* ids handed to sets created in this transaction */
 };
 
 int nft_txn_begin(struct nft_txn *t, struct nft_sock *s);

@@ -26,10 +26,6 @@ enum { T_VERDICT = 1, T_IPADDR = 7, T_PROTO = 12, T_SERVICE = 13, T_MARK = 19 };
 
 const struct nft_set_def nft_sets[SET_COUNT] = {
     [SET_CLUSTER_IPS] = {"cluster-ips", 4, 0, T_IPADDR, 0, false, false},
-    [SET_SERVICE_IPS] = {"service-ips", 12, 0, C3(T_IPADDR, T_PROTO, T_SERVICE), NFT_DATA_VERDICT,
-			 true, false},
-    [SET_NODEPORTS] = {"service-nodeports", 8, 0, C2(T_PROTO, T_SERVICE), NFT_DATA_VERDICT, true,
-		       false},
     [SET_ENDPOINTS] = {"endpoints", 16, 8, C4(T_IPADDR, T_PROTO, T_SERVICE, T_MARK),
 		       C2(T_IPADDR, T_SERVICE), false, false},
     [SET_NP_ENDPOINTS] = {"nodeport-endpoints", 12, 8, C3(T_PROTO, T_SERVICE, T_MARK),
@@ -38,14 +34,14 @@ const struct nft_set_def nft_sets[SET_COUNT] = {
 			  false},
     [SET_NO_EP_NODEPORTS] = {"no-endpoint-nodeports", 8, 0, C2(T_PROTO, T_SERVICE), 0, false,
 			     false},
+    [SET_DROP_LOCAL] = {"no-local-endpoint-services", 12, 0, C3(T_IPADDR, T_PROTO, T_SERVICE), 0,
+			false, false},
+    [SET_NP_DROP_LOCAL] = {"no-local-endpoint-nodeports", 8, 0, C2(T_PROTO, T_SERVICE), 0, false,
+			   false},
     [SET_HAIRPIN] = {"hairpin", 8, 0, C2(T_IPADDR, T_IPADDR), 0, false, false},
     [SET_EXT_MASQ] = {"external-masquerade", 12, 0, C3(T_IPADDR, T_PROTO, T_SERVICE), 0, false,
 		      false},
     [SET_NODEPORT_MASQ] = {"nodeport-masquerade", 8, 0, C2(T_PROTO, T_SERVICE), 0, false, false},
-    [SET_AFF_SERVICES] = {"affinity-services", 12, 0, C3(T_IPADDR, T_PROTO, T_SERVICE),
-			  NFT_DATA_VERDICT, true, false},
-    [SET_AFF_NODEPORTS] = {"affinity-nodeports", 8, 0, C2(T_PROTO, T_SERVICE), NFT_DATA_VERDICT,
-			   true, false},
     [SET_AFFINITY] = {"affinity", 16, 8, C4(T_IPADDR, T_IPADDR, T_PROTO, T_SERVICE),
 		      C2(T_IPADDR, T_SERVICE), false, true},
 };
@@ -60,17 +56,37 @@ const struct nft_fixed_chain nft_fixed_chains[] = {
     {"filter-output", "filter", NF_INET_LOCAL_OUT, -90},
     {"services", NULL, 0, 0},
     {"reject-check", NULL, 0, 0},
+    {"dispatch", NULL, 0, 0},
     {"affinity-record", NULL, 0, 0},
 };
 const unsigned nft_nfixed = sizeof(nft_fixed_chains) / sizeof(nft_fixed_chains[0]);
 
+bool lb_is_record(const struct lb_shape *s)
+{
+	return s->kind == LB_RECORD || s->kind == LB_NP_RECORD;
+}
+
+bool lb_by_nodeport(const struct lb_shape *s)
+{
+	return s->kind == LB_NODEPORT || s->kind == LB_NP_RECORD;
+}
+
 void lb_chain_name(const struct lb_shape *s, char out[static 32])
 {
-	if (s->kind == LB_RECORD)
-		snprintf(out, 32, "affinity-record-%u", s->timeout);
-	else
-		snprintf(out, 32, "%s%slb-%u", s->kind == LB_NODEPORT ? "np-" : "",
-			 s->affinity ? "affinity-" : "", s->n);
+	snprintf(out, 32, "%s%slb-%u", s->kind == LB_NODEPORT ? "np-" : "",
+		 s->affinity ? "affinity-" : "", s->n);
+}
+
+void lb_set_name(const struct lb_shape *s, char out[static 32])
+{
+	char chain[32];
+
+	if (lb_is_record(s)) {
+		snprintf(out, 32, "%srec-%u", s->kind == LB_NP_RECORD ? "np-" : "", s->timeout);
+		return;
+	}
+	lb_chain_name(s, chain);
+	snprintf(out, 32, "svc-%s", chain);
 }
 
 bool lb_chain_parse(const char *name, struct lb_shape *s)
@@ -78,10 +94,6 @@ bool lb_chain_parse(const char *name, struct lb_shape *s)
 	char tail;
 
 	memset(s, 0, sizeof(*s));
-	if (sscanf(name, "affinity-record-%u%c", &s->timeout, &tail) == 1) {
-		s->kind = LB_RECORD;
-		return s->timeout > 0;
-	}
 	if (!strncmp(name, "np-", 3)) {
 		s->kind = LB_NODEPORT;
 		name += 3;
@@ -91,6 +103,19 @@ bool lb_chain_parse(const char *name, struct lb_shape *s)
 		name += 9;
 	}
 	return sscanf(name, "lb-%u%c", &s->n, &tail) == 1 && s->n > 0;
+}
+
+bool lb_set_parse(const char *name, struct lb_shape *s)
+{
+	char tail;
+
+	memset(s, 0, sizeof(*s));
+	if (!strncmp(name, "svc-", 4))
+		return lb_chain_parse(name + 4, s);
+	s->kind = strncmp(name, "np-", 3) ? LB_RECORD : LB_NP_RECORD;
+	if (s->kind == LB_NP_RECORD)
+		name += 3;
+	return sscanf(name, "rec-%u%c", &s->timeout, &tail) == 1 && s->timeout > 0;
 }
 
 /* --- messages ---------------------------------------------------------------- */
@@ -110,6 +135,38 @@ void nft_put_table(struct nft_txn *t, const char *table, bool create)
 	nftnl_table_set_str(tb, NFTNL_TABLE_NAME, table);
 	nftnl_table_nlmsg_build_payload(nlh, tb);
 	nftnl_table_free(tb);
+	nft_txn_done(t);
+}
+
+void nft_put_shape_set(struct nft_txn *t, const char *table, const struct lb_shape *sh, bool create)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+	bool np = lb_by_nodeport(sh);
+	char name[32], what[64];
+	struct nlmsghdr *nlh;
+
+	lb_set_name(sh, name);
+	snprintf(what, sizeof(what), "%s set %s", create ? "creating" : "deleting", name);
+	nlh = nft_txn_msg(t, create ? NFT_MSG_NEWSET : NFT_MSG_DELSET, NFPROTO_IPV4,
+			  create ? NLM_F_CREATE : 0, what);
+	if (!s || !nlh) {
+		t->err = t->err ? t->err : -ENOMEM;
+		nftnl_set_free(s);
+		return;
+	}
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_IPV4);
+	if (create) {
+		/* The kernel wants a transaction-unique id for a new set. */
+		nftnl_set_set_u32(s, NFTNL_SET_ID, ++t->set_ids + SET_COUNT);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, np ? 8 : 12);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE,
+				  np ? C2(T_PROTO, T_SERVICE) : C3(T_IPADDR, T_PROTO, T_SERVICE));
+		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, 0);
+	}
+	nftnl_set_nlmsg_build_payload(nlh, s);
+	nftnl_set_free(s);
 	nft_txn_done(t);
 }
 
@@ -286,15 +343,14 @@ static void rules_jump(const struct rule_build *b, const char *to)
 
 static void rules_services(const struct rule_build *b)
 {
-	const char *sets[] = {nft_sets[SET_SERVICE_IPS].name, nft_sets[SET_NODEPORTS].name};
 	struct nftnl_rule *r;
 
 	if (b->c->cluster_mask && (r = rule_new(b))) {
 		/* Off-cluster clients of a ClusterIP are masqueraded. */
+		uint32_t zero = 0;
 		ld_daddr(r, R(0));
 		ex_lookup(r, nft_sets[SET_CLUSTER_IPS].name, R(0), -1, false);
 		ld_saddr(r, R(1));
-		uint32_t zero = 0;
 		ex_bitwise(r, R(1), &b->c->cluster_mask, &zero, 4);
 		ex_cmp(r, R(1), NFT_CMP_NEQ, &b->c->cluster_net, 4);
 		set_masq_mark(r);
@@ -308,22 +364,33 @@ static void rules_services(const struct rule_build *b)
 		rule_done(b, r);
 	}
 	if ((r = rule_new(b))) {
-		ld_daddr(r, R(0));
-		ld_proto_port(r, R(1));
-		ex_lookup(r, sets[0], R(0), NFT_REG_VERDICT, false);
-		rule_done(b, r);
-	}
-	if ((r = rule_new(b))) {
 		match_node_address(r);
 		ld_proto_port(r, R(2));
 		ex_lookup(r, nft_sets[SET_NODEPORT_MASQ].name, R(2), -1, false);
 		set_masq_mark(r);
 		rule_done(b, r);
 	}
+	rules_jump(b, "dispatch");
+}
+
+/* Policy Local with no local endpoint drops, as Kubernetes does; the
+ * shape rules nft.c appends follow these. */
+static void rules_dispatch(const struct rule_build *b)
+{
+	struct nftnl_rule *r;
+
+	if ((r = rule_new(b))) {
+		ld_daddr(r, R(0));
+		ld_proto_port(r, R(1));
+		ex_lookup(r, nft_sets[SET_DROP_LOCAL].name, R(0), -1, false);
+		ex_verdict(r, NF_DROP, NULL);
+		rule_done(b, r);
+	}
 	if ((r = rule_new(b))) {
 		match_node_address(r);
 		ld_proto_port(r, R(2));
-		ex_lookup(r, sets[1], R(2), NFT_REG_VERDICT, false);
+		ex_lookup(r, nft_sets[SET_NP_DROP_LOCAL].name, R(2), -1, false);
+		ex_verdict(r, NF_DROP, NULL);
 		rule_done(b, r);
 	}
 }
@@ -430,25 +497,6 @@ static void rules_lb(const struct rule_build *b, const struct lb_shape *s)
 	}
 }
 
-/* After DNAT the packet holds the endpoint and conntrack the service: the
- * recorder remembers (client, service) -> endpoint, or refreshes it. */
-static void rules_record(const struct rule_build *b, const struct lb_shape *s)
-{
-	struct nftnl_rule *r = rule_new(b);
-
-	if (!r)
-		return;
-	ld_saddr(r, R(0));
-	ld_ct_original(r, NFT_CT_DST_IP, R(1));
-	ex_meta(r, NFT_META_L4PROTO, R(2));
-	ld_ct_original(r, NFT_CT_PROTO_DST, R(3));
-	ld_daddr(r, R(4));
-	ex_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R(5));
-	ex_dynset(r, nft_sets[SET_AFFINITY].name, NFT_DYNSET_OP_UPDATE, R(0), R(4),
-		  (uint64_t)s->timeout * 1000);
-	rule_done(b, r);
-}
-
 static void match_new_dnat(struct nftnl_rule *r)
 {
 	uint32_t newbit = NF_CT_STATE_BIT(IP_CT_NEW), dnat = IPS_DST_NAT, zero = 0;
@@ -461,25 +509,51 @@ static void match_new_dnat(struct nftnl_rule *r)
 	ex_cmp(r, R(0), NFT_CMP_NEQ, &zero, 4);
 }
 
-static void rules_affinity_record(const struct rule_build *b)
+/* After DNAT the packet holds the endpoint and conntrack the service: the
+ * recorder remembers (client, service) -> endpoint, or refreshes it. */
+static void rule_record(struct nftnl_rule *r, const struct lb_shape *s)
 {
-	struct nftnl_rule *r;
+	char set[32];
 
-	if ((r = rule_new(b))) {
-		match_new_dnat(r);
+	lb_set_name(s, set);
+	match_new_dnat(r);
+	if (s->kind == LB_NP_RECORD) {
+		ex_meta(r, NFT_META_L4PROTO, R(2));
+		ld_ct_original(r, NFT_CT_PROTO_DST, R(3));
+		ex_lookup(r, set, R(2), -1, false);
+	} else {
 		ld_ct_original(r, NFT_CT_DST_IP, R(1));
 		ex_meta(r, NFT_META_L4PROTO, R(2));
 		ld_ct_original(r, NFT_CT_PROTO_DST, R(3));
-		ex_lookup(r, nft_sets[SET_AFF_SERVICES].name, R(1), NFT_REG_VERDICT, false);
-		rule_done(b, r);
+		ex_lookup(r, set, R(1), -1, false);
 	}
-	if ((r = rule_new(b))) {
-		match_new_dnat(r);
-		ex_meta(r, NFT_META_L4PROTO, R(2));
-		ld_ct_original(r, NFT_CT_PROTO_DST, R(3));
-		ex_lookup(r, nft_sets[SET_AFF_NODEPORTS].name, R(2), NFT_REG_VERDICT, false);
-		rule_done(b, r);
+	ld_saddr(r, R(0));
+	ld_ct_original(r, NFT_CT_DST_IP, R(1));
+	ex_meta(r, NFT_META_L4PROTO, R(2));
+	ld_ct_original(r, NFT_CT_PROTO_DST, R(3));
+	ld_daddr(r, R(4));
+	ex_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R(5));
+	ex_dynset(r, nft_sets[SET_AFFINITY].name, NFT_DYNSET_OP_UPDATE, R(0), R(4),
+		  (uint64_t)s->timeout * 1000);
+}
+
+/* The keys in a shape's set go to its chain. */
+static void rule_dispatch(struct nftnl_rule *r, const struct lb_shape *s)
+{
+	char set[32], chain[32];
+
+	lb_set_name(s, set);
+	lb_chain_name(s, chain);
+	if (s->kind == LB_NODEPORT) {
+		match_node_address(r);
+		ld_proto_port(r, R(2));
+		ex_lookup(r, set, R(2), -1, false);
+	} else {
+		ld_daddr(r, R(0));
+		ld_proto_port(r, R(1));
+		ex_lookup(r, set, R(0), -1, false);
 	}
+	ex_verdict(r, NFT_GOTO, chain);
 }
 
 static void build_rules(const struct rule_build *b)
@@ -491,8 +565,8 @@ static void build_rules(const struct rule_build *b)
 	else if (!strcmp(b->chain, "filter-prerouting") || !strcmp(b->chain, "filter-output")) {
 		rules_jump(b, "reject-check");
 		rules_jump(b, "affinity-record");
-	} else if (!strcmp(b->chain, "affinity-record"))
-		rules_affinity_record(b);
+	} else if (!strcmp(b->chain, "dispatch"))
+		rules_dispatch(b);
 	else if (!strcmp(b->chain, "nat-postrouting"))
 		rules_postrouting(b);
 	else if (!strcmp(b->chain, "services"))
@@ -500,8 +574,6 @@ static void build_rules(const struct rule_build *b)
 	else if (!strcmp(b->chain, "reject-check"))
 		for (int what = 0; what < 3; what++)
 			reject_pair(b, what);
-	else if (lb_chain_parse(b->chain, &s) && s.kind == LB_RECORD)
-		rules_record(b, &s);
 	else if (lb_chain_parse(b->chain, &s))
 		rules_lb(b, &s);
 }
@@ -534,6 +606,25 @@ unsigned nft_put_rules(struct nft_txn *t, const struct nft_rule_ctx *c, const ch
 
 	build_rules(&b);
 	return nft_rule_count(c, chain);
+}
+
+void nft_put_shape_rule(struct nft_txn *t, const struct nft_rule_ctx *c, const struct lb_shape *s)
+{
+	struct rule_build b = {.c = c,
+			       .chain = lb_is_record(s) ? "affinity-record" : "dispatch",
+			       .sink = sink_send,
+			       .ctx = t};
+	struct nftnl_rule *r = rule_new(&b);
+
+	if (!r) {
+		t->err = t->err ? t->err : -ENOMEM;
+		return;
+	}
+	if (lb_is_record(s))
+		rule_record(r, s);
+	else
+		rule_dispatch(r, s);
+	rule_done(&b, r);
 }
 
 unsigned nft_rule_count(const struct nft_rule_ctx *c, const char *chain)

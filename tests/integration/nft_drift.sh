@@ -98,8 +98,14 @@ nsx "$NODE" nft flush chain ip svcd nat-prerouting
 restored "chain nat-prerouting flushed"
 
 # A load-balancing chain (the one the service's vmap element jumps to).
-lb=$(nft_elems_of service-ips | awk -v k="$ip . tcp . 80" 'index($0, k " : goto ") == 1 { print $NF }')
-[ -n "$lb" ] || nft_fail "no service-ips element for $ip . tcp . 80"
+# The service's key sits in the set of its shape, svc-<chain>; that chain
+# balances it.
+set=""
+for s in $(nsx "$NODE" nft list sets ip | awk '$1 == "set" && $2 ~ /^svc-/ { print $2 }'); do
+	nft_elems_of "$s" | grep -qx "$ip . tcp . 80" && set=$s
+done
+lb=${set#svc-}
+[ -n "$set" ] || nft_fail "no svc-* set holds $ip . tcp . 80"
 nsx "$NODE" nft flush chain ip svcd "$lb"
 restored "chain $lb flushed"
 
