@@ -338,7 +338,7 @@ static int add_obj_text(struct sbuf *b, const struct svc_obj *o)
 	int r;
 
 	if (o->kind != KIND_POD)
-		return sbuf_adds(b, o->json);
+		return obj_json_text(o, b);
 	if (!(j = obj_to_json(o)) || !(text = cJSON_PrintUnformatted(j))) {
 		cJSON_Delete(j);
 		return -ENOMEM;
@@ -389,7 +389,7 @@ static int add_endpoints_items(struct svcd *d, const char *ns, struct sbuf *b)
 			r |= sbuf_add(b, ",", 1);
 		first = 0;
 		if (k == sn || (i < en && cmp_obj(ev[i], sv[k]) <= 0))
-			r |= sbuf_adds(b, ev[i++]->json);
+			r |= obj_json_text(ev[i++], b);
 		else
 			r |= add_synth_text(b, sv[k++]);
 	}

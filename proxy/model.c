@@ -194,9 +194,36 @@ static cJSON *pod_status_json(const struct svc_pod *p)
 	return st;
 }
 
+int obj_json_text(const struct svc_obj *o, struct sbuf *b)
+{
+	static const char key[] = "\"metadata\":{";
+	const char *at = strstr(o->json, key);
+	char ts[21];
+	size_t head;
+	int r = 0;
+
+	/* serialize() puts metadata right after apiVersion and kind, so the
+	 * first match is the object's own (strings hold it only escaped). */
+	if (!at)
+		return sbuf_adds(b, o->json);
+	head = (size_t)(at - o->json) + sizeof(key) - 1;
+	fmt_rfc3339(o->created, ts);
+	r |= sbuf_add(b, o->json, head);
+	r |= sbuf_addf(b,
+		       "\"uid\":\"%s\",\"creationTimestamp\":\"%s\",\"generation\":%lld,"
+		       "\"resourceVersion\":\"%llu\"%s",
+		       o->uid, ts, (long long)o->generation, (unsigned long long)o->rv,
+		       o->json[head] == '}' ? "" : ",");
+	r |= sbuf_adds(b, o->json + head);
+	return r ? -ENOMEM : 0;
+}
+
 cJSON *obj_to_json(const struct svc_obj *o)
 {
-	cJSON *j = cJSON_Parse(o->json);
+	struct sbuf b = {0};
+	cJSON *j = obj_json_text(o, &b) ? NULL : cJSON_Parse(b.p);
+
+	sbuf_free(&b);
 
 	if (!j)
 		return NULL;

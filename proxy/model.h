@@ -160,6 +160,9 @@ struct svc_obj {
 void obj_free(struct svc_obj *o);
 /* The object as `get` shows it: stored JSON plus status; caller frees. */
 cJSON *obj_to_json(const struct svc_obj *o);
+/* Its JSON text with the server's metadata (uid, versions...) put back. */
+struct sbuf;
+int obj_json_text(const struct svc_obj *o, struct sbuf *b);
 /* "Kind/ns/name" into buf. */
 int obj_key(char *buf, size_t n, enum svc_kind k, const char *ns, const char *name);
 

@@ -27,7 +27,8 @@ const char *event_name(enum svc_event ev)
 struct titem {
 	struct svc_obj *o;   /* new object; NULL when deleting */
 	struct svc_obj *old; /* object replaced or deleted; NULL when creating */
-	char *text;	     /* serialized new object */
+	char *text;	     /* serialized new object, as its file holds it */
+	char *mem;	     /* the same without server metadata, as the model keeps it */
 	char *path;	     /* file it goes to */
 	const char *action;
 	bool write;
@@ -81,6 +82,7 @@ static void txn_free_items(struct txn *t)
 	for (size_t i = 0; i < t->n; i++) {
 		obj_free(t->v[i].o);
 		free(t->v[i].text);
+		free(t->v[i].mem);
 		free(t->v[i].path);
 	}
 	free(t->v);
@@ -321,11 +323,54 @@ static bool same_labels(const cJSON *a, const cJSON *b)
 	return true;
 }
 
-static int serialize(cJSON *doc, const struct svc_obj *o, char **text)
+/* The file gets the whole object; the model keeps it without the fields
+ * it holds itself (uid, timestamps, versions), which obj_json puts back,
+ * so tens of thousands of objects cost less memory.  metadata goes first
+ * after apiVersion and kind, where obj_json looks for it. */
+static void move_item(cJSON *to, cJSON *from, cJSON *item)
 {
+	if (item) {
+		cJSON_DetachItemViaPointer(from, item);
+		cJSON_AddItemToObject(to, item->string, item);
+	}
+}
+
+/* apiVersion, kind, metadata, then the rest in their order (this cJSON's
+ * InsertItemInArray refuses object members, so the members go round a
+ * scratch object). */
+static void order_metadata(cJSON *doc, cJSON *meta)
+{
+	cJSON *tmp = cJSON_CreateObject();
+
+	if (!tmp) {
+		cJSON_AddItemToObject(doc, "metadata", meta);
+		return;
+	}
+	move_item(tmp, doc, cJSON_GetObjectItemCaseSensitive(doc, "apiVersion"));
+	move_item(tmp, doc, cJSON_GetObjectItemCaseSensitive(doc, "kind"));
+	cJSON_AddItemToObject(tmp, "metadata", meta);
+	while (doc->child)
+		move_item(tmp, doc, doc->child);
+	while (tmp->child)
+		move_item(doc, tmp, tmp->child);
+	cJSON_Delete(tmp);
+}
+
+static int serialize(cJSON *doc, const struct svc_obj *o, char **text, char **mem)
+{
+	static const char *const server[] = {"uid", "creationTimestamp", "generation",
+					     "resourceVersion"};
+	cJSON *meta = cJSON_DetachItemFromObjectCaseSensitive(doc, "metadata");
+
 	free(*text);
-	*text = NULL;
-	if (put_meta(cJSON_GetObjectItemCaseSensitive(doc, "metadata"), o))
+	free(*mem);
+	*text = *mem = NULL;
+	if (!meta)
+		return -EINVAL;
+	for (size_t i = 0; i < ARRAY_SIZE(server); i++)
+		cJSON_DeleteItemFromObjectCaseSensitive(meta, server[i]);
+	order_metadata(doc, meta);
+	if (!(*mem = cJSON_PrintUnformatted(doc)) || put_meta(meta, o))
 		return -ENOMEM;
 	*text = cJSON_PrintUnformatted(doc);
 	return *text ? 0 : -ENOMEM;
@@ -350,7 +395,8 @@ static int stage_meta(struct txn *t, cJSON *doc, struct svc_obj *o, const struct
 		if (!o->rv)
 			o->rv = ++t->st->rv;
 		it->action = "created";
-		return serialize(doc, o, &it->text) ? svc_errf(e, ENOMEM, "out of memory") : 0;
+		return serialize(doc, o, &it->text, &it->mem) ? svc_errf(e, ENOMEM, "out of memory")
+							      : 0;
 	}
 	memcpy(o->uid, old->uid, sizeof(o->uid));
 	o->created = old->created;
@@ -367,7 +413,7 @@ static int stage_meta(struct txn *t, cJSON *doc, struct svc_obj *o, const struct
 	it->action = "configured";
 	o->generation += !spec_same;
 	o->rv = ++t->st->rv;
-	return serialize(doc, o, &it->text) ? svc_errf(e, ENOMEM, "out of memory") : 0;
+	return serialize(doc, o, &it->text, &it->mem) ? svc_errf(e, ENOMEM, "out of memory") : 0;
 }
 
 /* --- staging ---------------------------------------------------------------- */
@@ -527,9 +573,9 @@ static void publish_one(struct txn *t, struct titem *it)
 		obj_free(old);
 		return;
 	}
-	o->json = it->text;
+	o->json = it->mem;
 	o->path = it->path;
-	it->text = it->path = NULL;
+	it->mem = it->path = NULL;
 	it->o = NULL;
 	if (old)
 		carry_runtime(o, old);
