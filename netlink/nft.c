@@ -618,9 +618,12 @@ static struct elem *elem_want(struct nft *nf, const struct elem *want, uint32_t 
 		return elem_insert(nf, want, pass, p);
 	}
 	if (x) {
-		/* Another service has it: shared hairpin entries, or a
-		 * conflicting external IP (the first service keeps it). */
-		if (!same_data(x, want))
+		/* Another service has it.  Only elements without data are
+		 * shared (hairpin entries); an element with data has exactly
+		 * one owner, so replacing it in place above is safe.  Two
+		 * services claiming one external IP and port: the first keeps
+		 * the endpoint slots. */
+		if (x->dlen || !same_data(x, want))
 			return NULL;
 		x->refs++;
 		x->stamp = pass;
@@ -829,24 +832,34 @@ static int cb_sweep(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-static void sweep_affinity(struct nft *nf, const struct pending *p)
+/* One pass: dump, then delete what points to a removed endpoint.  The
+ * batch fails as a whole if an entry expired in between (ENOENT). */
+static int sweep_once(struct nft *nf, const struct pending *p)
 {
 	struct sweep sw = {.p = p};
 	struct svc_err e = {0};
 	struct nft_txn t;
+	int r = nft_dump(&nf->sock, NFT_MSG_GETSETELEM, NFPROTO_IPV4, nf->table,
+			 nft_sets[SET_AFFINITY].name, cb_sweep, &sw, &e);
 
-	if (nft_dump(&nf->sock, NFT_MSG_GETSETELEM, NFPROTO_IPV4, nf->table,
-		     nft_sets[SET_AFFINITY].name, cb_sweep, &sw, &e) == 0 &&
-	    sw.n && nft_txn_begin(&t, &nf->sock) == 0) {
+	if (!r && sw.n && !(r = nft_txn_begin(&t, &nf->sock))) {
 		put_elems(nf, &t, sw.del, sw.n, false);
-		/* An entry that expired meanwhile fails the batch: harmless. */
-		if (nft_txn_commit(&t, &e))
-			svc_log(SVC_LOG_DEBUG, "nftables: affinity sweep: %s", e.msg);
+		r = nft_txn_commit(&t, &e);
 		nft_txn_free(&t);
 	}
 	for (size_t i = 0; i < sw.n; i++)
 		free(sw.del[i]);
 	free(sw.del);
+	if (r)
+		svc_log(SVC_LOG_DEBUG, "nftables: affinity sweep: %s", e.msg);
+	return r;
+}
+
+static void sweep_affinity(struct nft *nf, const struct pending *p)
+{
+	/* A second pass sees the expired entries gone. */
+	for (int i = 0; i < 3 && sweep_once(nf, p) == -ENOENT; i++)
+		;
 }
 
 static void forget_flows(struct nft *nf, struct pending *p)

@@ -94,7 +94,11 @@ struct nlmsghdr *nft_txn_msg(struct nft_txn *t, uint16_t type, uint16_t family, 
 		t->what = w;
 		t->cap = cap;
 	}
-	t->what[t->nmsgs++] = strdup(what ? what : "?");
+	if (!(t->what[t->nmsgs] = strdup(what ? what : "?"))) {
+		t->err = -ENOMEM;
+		return NULL;
+	}
+	t->nmsgs++;
 	nlh = nftnl_nlmsg_build_hdr(nftnl_batch_buffer(t->batch), type, family, flags | NLM_F_ACK,
 				    t->sock->seq++);
 	return nlh;
@@ -242,20 +246,32 @@ int nft_dump(struct nft_sock *s, uint16_t type, uint16_t family, const char *tab
 	}
 	if (mnl_socket_sendto(s->nl, nlh, nlh->nlmsg_len) < 0)
 		return svc_errf(e, errno, "nftables: dump request: %s", strerror(errno));
-	for (;;) {
+	for (int err = 0;;) {
 		ssize_t n = mnl_socket_recvfrom(s->nl, buf, sizeof(buf));
+		bool last = false;
+		int left;
 		if (n < 0)
 			return svc_errf(e, errno, "nftables: reading dump: %s", strerror(errno));
-		int left = (int)n;
+		left = (int)n;
 		for (const struct nlmsghdr *h = (void *)buf; mnl_nlmsg_ok(h, left);
-		     h = mnl_nlmsg_next(h, &left))
+		     h = mnl_nlmsg_next(h, &left)) {
 			if (h->nlmsg_flags & NLM_F_DUMP_INTR)
-				return svc_errf(e, EINTR, "nftables: dump interrupted");
-		r = mnl_cb_run(buf, (size_t)n, seq, s->portid, cb, data);
-		if (r == MNL_CB_STOP)
-			return 0;
-		if (r < 0)
-			return svc_errf(e, errno, "nftables: dump: %s", strerror(errno));
+				err = err ? err : EINTR;
+			if (h->nlmsg_seq == seq &&
+			    (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR))
+				last = true;
+		}
+		/* After a failure the rest of the dump is still read, so that
+		 * the socket is clean for the next request. */
+		if (!err) {
+			r = mnl_cb_run(buf, (size_t)n, seq, s->portid, cb, data);
+			if (r == MNL_CB_STOP)
+				return 0;
+			if (r < 0)
+				err = errno ? errno : EPROTO;
+		}
+		if (last)
+			return err ? svc_errf(e, err, "nftables: dump: %s", strerror(err)) : 0;
 	}
 }
 

@@ -91,6 +91,7 @@ void lb_set_name(const struct lb_shape *s, char out[static 32])
 
 bool lb_chain_parse(const char *name, struct lb_shape *s)
 {
+	const char *orig = name;
 	char tail;
 
 	memset(s, 0, sizeof(*s));
@@ -102,11 +103,17 @@ bool lb_chain_parse(const char *name, struct lb_shape *s)
 		s->affinity = true;
 		name += 9;
 	}
-	return sscanf(name, "lb-%u%c", &s->n, &tail) == 1 && s->n > 0;
+	if (sscanf(name, "lb-%u%c", &s->n, &tail) != 1 || !s->n)
+		return false;
+	/* Exactly the name svcd would give it: "lb-02" is someone else's. */
+	char again[32];
+	lb_chain_name(s, again);
+	return !strcmp(again, orig);
 }
 
 bool lb_set_parse(const char *name, struct lb_shape *s)
 {
+	const char *orig = name;
 	char tail;
 
 	memset(s, 0, sizeof(*s));
@@ -115,7 +122,11 @@ bool lb_set_parse(const char *name, struct lb_shape *s)
 	s->kind = strncmp(name, "np-", 3) ? LB_RECORD : LB_NP_RECORD;
 	if (s->kind == LB_NP_RECORD)
 		name += 3;
-	return sscanf(name, "rec-%u%c", &s->timeout, &tail) == 1 && s->timeout > 0;
+	if (sscanf(name, "rec-%u%c", &s->timeout, &tail) != 1 || !s->timeout)
+		return false;
+	char again[32];
+	lb_set_name(s, again);
+	return !strcmp(again, orig);
 }
 
 /* --- messages ---------------------------------------------------------------- */
