@@ -229,6 +229,93 @@ static int stage_node_ports(struct txn *t, cJSON *spec, struct svc_service *s,
 	return 0;
 }
 
+/* Each external address . protocol . port of a service, in turn. */
+static bool external_key(const struct svc_service *s, uint32_t i, char *buf, size_t n,
+			 const char **field_ip)
+{
+	uint32_t nip = s->n_external_ips + s->n_lb_ips, ip = i / (s->nports ? s->nports : 1);
+	const struct svc_port *p = s->nports ? &s->ports[i % s->nports] : NULL;
+	const struct svc_addr *a;
+	char addr[SVC_ADDR_STRLEN];
+
+	if (!p || ip >= nip)
+		return false;
+	a = ip < s->n_external_ips ? &s->external_ips[ip] : &s->lb_ips[ip - s->n_external_ips];
+	*field_ip = ip < s->n_external_ips ? "spec.externalIPs" : "spec.loadBalancerIP";
+	snprintf(buf, n, "%s/%s/%u", addr_fmt(a, addr),
+		 p->proto == 17	   ? "UDP"
+		 : p->proto == 132 ? "SCTP"
+				   : "TCP",
+		 p->port);
+	return true;
+}
+
+/* Two services serving one external address and port would fight over it
+ * in the data plane: the second is refused, naming the first. */
+static int stage_external(struct txn *t, const struct svc_obj *o, struct svc_err *e)
+{
+	const char *field;
+	char key[96];
+
+	for (uint32_t i = 0; external_key(o->u.svc, i, key, sizeof(key), &field); i++) {
+		const char *owner = smap_get(&t->st->external, key);
+		for (size_t k = 0; !owner && k + 1 < t->n; k++) {
+			const struct svc_obj *other = t->v[k].o;
+			char ok[96];
+			const char *f2;
+			for (uint32_t j = 0; other && other->kind == KIND_SERVICE &&
+					     external_key(other->u.svc, j, ok, sizeof(ok), &f2);
+			     j++)
+				if (!strcmp(ok, key))
+					owner = other->key;
+		}
+		if (owner && strcmp(owner, o->key))
+			return svc_errf(e, EEXIST, "%s: %s is already served by %s", field, key,
+					owner);
+	}
+	return 0;
+}
+
+static void external_release(struct svc_state *st, const struct svc_obj *o)
+{
+	const char *field;
+	char key[96];
+
+	for (uint32_t i = 0; external_key(o->u.svc, i, key, sizeof(key), &field); i++) {
+		struct smap_ent *ent;
+		size_t cur = 0;
+		const char *owner = smap_get(&st->external, key);
+		if (!owner || strcmp(owner, o->key))
+			continue;
+		while ((ent = smap_next(&st->external, &cur)))
+			if (!strcmp(ent->key, key)) {
+				char *k = (char *)ent->key, *v = ent->val;
+				smap_del(&st->external, key);
+				free(k);
+				free(v);
+				break;
+			}
+	}
+}
+
+static void external_claim(struct svc_state *st, const struct svc_obj *o)
+{
+	const char *field;
+	char key[96];
+
+	for (uint32_t i = 0; external_key(o->u.svc, i, key, sizeof(key), &field); i++) {
+		char *k, *v;
+		if (smap_get(&st->external, key))
+			continue;
+		k = strdup(key);
+		v = strdup(o->key);
+		if (!k || !v || smap_put(&st->external, k, v)) {
+			free(k);
+			free(v);
+		}
+	}
+}
+
 static int stage_allocations(struct txn *t, cJSON *doc, struct svc_obj *o,
 			     const struct svc_obj *old, struct svc_err *e)
 {
@@ -238,7 +325,7 @@ static int stage_allocations(struct txn *t, cJSON *doc, struct svc_obj *o,
 
 	if (o->kind != KIND_SERVICE)
 		return 0;
-	if ((r = stage_cluster_ip(t, spec, o->u.svc, os, e)))
+	if ((r = stage_external(t, o, e)) || (r = stage_cluster_ip(t, spec, o->u.svc, os, e)))
 		return r;
 	return stage_node_ports(t, spec, o->u.svc, os, e);
 }
@@ -565,6 +652,8 @@ static void publish_one(struct txn *t, struct titem *it)
 	/* The path may already belong to the object replacing this one. */
 	if (old && smap_get(&st->paths, old->path) == old)
 		smap_del(&st->paths, old->path);
+	if (old && old->kind == KIND_SERVICE)
+		external_release(st, old);
 	if (!o) {
 		model_del(st->model, old->key);
 		notify(st, EV_DELETED, old);
@@ -586,8 +675,10 @@ static void publish_one(struct txn *t, struct titem *it)
 		return;
 	}
 	smap_put(&st->paths, o->path, o);
-	if (o->kind == KIND_SERVICE)
+	if (o->kind == KIND_SERVICE) {
+		external_claim(st, o);
 		endpoints_service_changed(st, o);
+	}
 	notify(st, old ? EV_MODIFIED : EV_ADDED, o);
 	if (o->kind != KIND_SERVICE && o->kind != KIND_DEPLOYMENT) {
 		if (old)
@@ -798,6 +889,12 @@ void state_close(struct svc_state *st)
 		free(ent->val);
 	}
 	smap_free(&st->bad_files);
+	cur = 0;
+	while ((ent = smap_next(&st->external, &cur))) {
+		free((char *)ent->key);
+		free(ent->val);
+	}
+	smap_free(&st->external);
 	smap_free(&st->paths);
 	model_free(st->model);
 	store_close(st->store);

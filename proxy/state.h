@@ -54,6 +54,8 @@ struct svc_state {
 	} listeners[4];
 	int nlisteners;
 	struct smap paths; /* file name -> object, for the directory watch */
+	/* "addr/proto/port" of external IPs -> the service serving it (both owned). */
+	struct smap external;
 	/* Files in the objects dir we could not load: name -> reason (both owned). */
 	struct smap bad_files;
 };

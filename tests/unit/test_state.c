@@ -325,6 +325,31 @@ static void test_journal_replay(void)
 	state_close(&st);
 }
 
+#define EXT(name, port) SVC(name, port) "  externalIPs: [192.0.2.50]\n"
+
+/* One external address and port, one service: a second is refused. */
+static void test_external_conflict(void)
+{
+	struct svc_state st;
+	struct svc_err e = {0};
+	struct state_results res;
+
+	open_state(&st, "10.96.0.0/16");
+	CHECK(apply(&st, EXT("a", "80"), &e, NULL) == 0);
+	CHECK(apply(&st, EXT("b", "80"), &e, NULL) == -EEXIST);
+	CHECK_HAS(e.msg, "document 1 (Service default/b): spec.externalIPs: 192.0.2.50/TCP/80 is "
+			 "already served by Service/default/a");
+	CHECK(apply(&st, EXT("b", "81"), &e, NULL) == 0); /* another port is fine */
+	CHECK(apply(&st, EXT("a", "80"), &e, NULL) == 0); /* re-applying the owner is fine */
+	/* Within one apply too. */
+	CHECK(apply(&st, EXT("c", "82") "---\n" EXT("d", "82"), &e, NULL) == -EEXIST);
+	CHECK_HAS(e.msg, "already served by Service/default/c");
+	CHECK(state_delete(&st, KIND_SERVICE, "default", "a", &res, &e) == 0);
+	state_results_free(&res);
+	CHECK(apply(&st, EXT("b", "80"), &e, NULL) == 0); /* free once a is gone */
+	state_close(&st);
+}
+
 static void remove_dir(void)
 {
 	char cmd[128];
@@ -360,5 +385,8 @@ int main(void)
 	if (fresh_dir())
 		return 1;
 	test_journal_replay();
+	if (fresh_dir())
+		return 1;
+	test_external_conflict();
 	return UNIT_DONE("state");
 }
