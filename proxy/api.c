@@ -604,26 +604,40 @@ static cJSON *op_watch(struct conn *c, const cJSON *req)
 	return resp_ok();
 }
 
-static void on_state_event(void *ctx, enum svc_event ev, const struct svc_obj *o)
+/* Send one event to every watcher of its kind and namespace. */
+static void broadcast(struct svc_api *a, enum svc_kind kind, const struct svc_obj *o,
+		      const char *type, bool synth)
 {
-	struct svc_api *a = ctx;
 	struct sbuf b = {0};
 
-	if (ev == EV_ENDPOINTS)
-		return;
 	for (struct conn *c = a->conns, *next; c; c = next) {
 		next = c->next;
-		if (!c->watching || (c->watch_kind >= 0 && c->watch_kind != (int)o->kind) ||
+		if (!c->watching || (c->watch_kind >= 0 && c->watch_kind != (int)kind) ||
 		    (c->watch_ns && strcmp(c->watch_ns, o->ns)))
 			continue;
-		if (!b.len && (sbuf_addf(&b, "{\"type\":\"%s\",\"object\":", event_name(ev)) ||
-			       add_obj_text(&b, o) || sbuf_add(&b, "}", 1)))
+		if (!b.len &&
+		    (sbuf_addf(&b, "{\"type\":\"%s\",\"object\":", type) ||
+		     (synth ? add_synth_text(&b, o) : add_obj_text(&b, o)) || sbuf_add(&b, "}", 1)))
 			break;
 		conn_ref(c);
 		conn_send_text(c, b.p, b.len);
 		conn_unref(c);
 	}
 	sbuf_free(&b);
+}
+
+static void on_state_event(void *ctx, enum svc_event ev, const struct svc_obj *o)
+{
+	struct svc_api *a = ctx;
+	bool selector = o->kind == KIND_SERVICE && o->u.svc->has_selector;
+
+	if (ev != EV_ENDPOINTS)
+		broadcast(a, o->kind, o, event_name(ev), false);
+	/* A selector service comes with the Endpoints object svcd keeps for
+	 * it: watchers of Endpoints see it appear, change and go. */
+	if (selector)
+		broadcast(a, KIND_ENDPOINTS, o, ev == EV_ENDPOINTS ? "MODIFIED" : event_name(ev),
+			  true);
 }
 
 /* --- the connection loop ------------------------------------------------------ */

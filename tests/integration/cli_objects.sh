@@ -64,7 +64,20 @@ out=$(svcctl get ep -n shop)
 assert_match "$out" '^manual +192\.0\.2\.10:8443,192\.0\.2\.11:8443 ' "get endpoints"
 
 # A service with a selector gets an Endpoints object from svcd itself.
+svcctl get ep -n default -w -o json >"$T/ep-watch.out" 2>/dev/null &
+ep_watcher=$!
+# A marker first: once it shows up the watch is open (get -w opens it before
+# listing), so my-app-service can only arrive as an event.
+svcctl apply -f - >/dev/null <<'EOF2'
+{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ep-marker"},
+ "spec": {"selector": {"app": "none"}, "ports": [{"port": 1}]}}
+EOF2
+wait_for 5 grep -q '"name": "ep-marker"' "$T/ep-watch.out"
 svcctl apply -f "$EXAMPLES/my-app.yaml" >/dev/null
+# Watchers of Endpoints see the one svcd keeps for the selector service.
+wait_for 5 grep -q '"name": "my-app-service"' "$T/ep-watch.out"
+kill "$ep_watcher"
+wait "$ep_watcher" 2>/dev/null || true
 json=$(svcctl get endpoints my-app-service -o json)
 assert_eq "$(json_field "$json" kind)" Endpoints "synthesized endpoints: kind"
 assert_eq "$(json_field "$json" metadata name)" my-app-service "synthesized endpoints: name"
