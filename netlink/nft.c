@@ -69,7 +69,7 @@ struct shape {
 };
 
 struct nft {
-	struct nft_config cfg;
+
 	char *table, *node;
 	struct nft_rule_ctx rc;
 	struct nft_sock sock;
@@ -79,7 +79,6 @@ struct nft {
 	struct shape *shapes;
 	size_t nshapes, capshapes;
 	bool need_full; /* the cache may not match the kernel */
-	size_t nelems_programmed;
 };
 
 /* --- the element table --------------------------------------------------- */
@@ -1269,7 +1268,6 @@ static int sync_full(struct nft *nf, const struct svc_model *m, struct svc_err *
 	if (!r) {
 		shapes_synced(nf);
 		nf->need_full = false;
-		nf->nelems_programmed = nf->elems.n;
 	}
 out:
 	free(kdel);
@@ -1285,13 +1283,10 @@ static int nft_sync(void *priv, const struct svc_model *m, const char *const *ch
 		    bool full, struct svc_err *e)
 {
 	struct nft *nf = priv;
-	int r;
 
 	if (full || nf->need_full)
 		return sync_full(nf, m, e);
-	r = sync_partial(nf, m, changed, n, e);
-	nf->nelems_programmed = nf->elems.n;
-	return r;
+	return sync_partial(nf, m, changed, n, e);
 }
 
 static void nft_destroy(void *priv)

@@ -611,12 +611,11 @@ static void sink_count(void *ctx, struct nftnl_rule *r)
 	nftnl_rule_free(r);
 }
 
-unsigned nft_put_rules(struct nft_txn *t, const struct nft_rule_ctx *c, const char *chain)
+void nft_put_rules(struct nft_txn *t, const struct nft_rule_ctx *c, const char *chain)
 {
 	struct rule_build b = {.c = c, .chain = chain, .sink = sink_send, .ctx = t};
 
 	build_rules(&b);
-	return nft_rule_count(c, chain);
 }
 
 void nft_put_shape_rule(struct nft_txn *t, const struct nft_rule_ctx *c, const struct lb_shape *s)

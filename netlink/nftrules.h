@@ -78,8 +78,8 @@ void nft_put_chain(struct nft_txn *t, const char *table, const char *name,
 		   const struct nft_fixed_chain *fixed);
 void nft_put_chain_del(struct nft_txn *t, const char *table, const char *name);
 void nft_put_flush(struct nft_txn *t, const char *table, const char *chain);
-/* The rules of a chain; returns how many. */
-unsigned nft_put_rules(struct nft_txn *t, const struct nft_rule_ctx *c, const char *chain);
+/* The rules of a chain, and how many there are. */
+void nft_put_rules(struct nft_txn *t, const struct nft_rule_ctx *c, const char *chain);
 unsigned nft_rule_count(const struct nft_rule_ctx *c, const char *chain);
 
 #endif

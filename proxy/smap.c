@@ -110,6 +110,38 @@ void *smap_del(struct smap *m, const char *key)
 	return val;
 }
 
+const char *smap_take(struct smap *m, const char *key, void **val)
+{
+	const char *stored;
+	bool found;
+	size_t i;
+
+	if (!m->cap)
+		return NULL;
+	i = find(m, key, &found);
+	if (!found)
+		return NULL;
+	stored = m->v[i].key;
+	*val = m->v[i].val;
+	m->v[i].key = TOMB;
+	m->v[i].val = NULL;
+	m->n--;
+	m->tomb++;
+	return stored;
+}
+
+void smap_free_owned(struct smap *m)
+{
+	struct smap_ent *ent;
+	size_t cur = 0;
+
+	while ((ent = smap_next(m, &cur))) {
+		free((char *)ent->key);
+		free(ent->val);
+	}
+	smap_free(m);
+}
+
 void smap_free(struct smap *m)
 {
 	free(m->v);

@@ -21,6 +21,11 @@ int smap_put(struct smap *m, const char *key, void *val); /* replaces, key too *
 /* The value slot of an existing key (its stored key is kept), or NULL. */
 void **smap_ref(const struct smap *m, const char *key);
 void *smap_del(struct smap *m, const char *key);
+/* Remove key; returns the key as stored (for maps that own their keys) and
+ * its value through *val, or NULL when absent. */
+const char *smap_take(struct smap *m, const char *key, void **val);
+/* Free every owned key and value, then the map. */
+void smap_free_owned(struct smap *m);
 void smap_free(struct smap *m);
 /* Iterate: returns the next entry at or after *cursor, or NULL. */
 struct smap_ent *smap_next(const struct smap *m, size_t *cursor);

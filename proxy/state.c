@@ -282,19 +282,12 @@ static void external_release(struct svc_state *st, const struct svc_obj *o)
 	char key[96];
 
 	for (uint32_t i = 0; external_key(o->u.svc, i, key, sizeof(key), &field); i++) {
-		struct smap_ent *ent;
-		size_t cur = 0;
 		const char *owner = smap_get(&st->external, key);
+		void *val = NULL;
 		if (!owner || strcmp(owner, o->key))
 			continue;
-		while ((ent = smap_next(&st->external, &cur)))
-			if (!strcmp(ent->key, key)) {
-				char *k = (char *)ent->key, *v = ent->val;
-				smap_del(&st->external, key);
-				free(k);
-				free(v);
-				break;
-			}
+		free((char *)smap_take(&st->external, key, &val));
+		free(val);
 	}
 }
 
@@ -851,17 +844,10 @@ int state_open(struct svc_state *st, const struct state_config *cfg, struct svc_
 
 static void bad_file_clear(struct svc_state *st, const char *name)
 {
-	struct smap_ent *ent;
-	size_t cur = 0;
+	void *val = NULL;
 
-	while ((ent = smap_next(&st->bad_files, &cur)))
-		if (!strcmp(ent->key, name)) {
-			char *key = (char *)ent->key, *val = ent->val;
-			smap_del(&st->bad_files, key);
-			free(key);
-			free(val);
-			return;
-		}
+	free((char *)smap_take(&st->bad_files, name, &val));
+	free(val);
 }
 
 static void bad_file(struct svc_state *st, const char *name, const struct svc_err *e)
@@ -881,20 +867,8 @@ static void bad_file(struct svc_state *st, const char *name, const struct svc_er
 
 void state_close(struct svc_state *st)
 {
-	struct smap_ent *ent;
-	size_t cur = 0;
-
-	while ((ent = smap_next(&st->bad_files, &cur))) {
-		free((char *)ent->key);
-		free(ent->val);
-	}
-	smap_free(&st->bad_files);
-	cur = 0;
-	while ((ent = smap_next(&st->external, &cur))) {
-		free((char *)ent->key);
-		free(ent->val);
-	}
-	smap_free(&st->external);
+	smap_free_owned(&st->bad_files);
+	smap_free_owned(&st->external);
 	smap_free(&st->paths);
 	model_free(st->model);
 	store_close(st->store);
