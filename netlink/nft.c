@@ -861,6 +861,16 @@ static void sweep_affinity(struct nft *nf, const struct pending *p)
 		;
 }
 
+/* Without ClientIP services (in use, or just gone) the affinity map has
+ * nothing to sweep: no dump needed. */
+static bool affinity_in_use(const struct nft *nf)
+{
+	for (size_t i = 0; i < nf->nshapes; i++)
+		if (nf->shapes[i].sh.affinity && (nf->shapes[i].refs || nf->shapes[i].set_present))
+			return true;
+	return false;
+}
+
 static void forget_flows(struct nft *nf, struct pending *p)
 {
 	struct svc_err e = {0};
@@ -868,7 +878,8 @@ static void forget_flows(struct nft *nf, struct pending *p)
 
 	if (!p->nct)
 		return;
-	sweep_affinity(nf, p);
+	if (affinity_in_use(nf))
+		sweep_affinity(nf, p);
 	for (size_t i = 0; i < p->nct; i++)
 		if (p->ct[i].proto == IPPROTO_UDP)
 			p->ct[udp++] = p->ct[i];
