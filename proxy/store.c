@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "store.h"
 
+#include "fsutil.h"
+
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -30,27 +32,6 @@ struct svc_store {
 
 static int replay_journal(struct svc_store *s, struct svc_err *e);
 static void store_reopen(struct svc_store *s);
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
-
-	if (n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, mode) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
 
 static bool is_object_file(const char *name)
 {
@@ -264,20 +245,6 @@ int store_stat(struct svc_store *s, const char *name, struct file_stamp *stamp)
 	if (fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW))
 		return -errno;
 	stamp_of(&st, stamp);
-	return 0;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t k = write(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		p += k;
-		n -= (size_t)k;
-	}
 	return 0;
 }
 
