@@ -17,6 +17,8 @@
 
 #define PAGE_SIZE_BATCH (256u << 10)
 #define RCVBUF		(4u << 20)
+/* Zeroed ahead of each message: more than the biggest one (512 elements). */
+#define ZERO_AHEAD (64u << 10)
 
 int nft_sock_open(struct nft_sock *s, struct svc_err *e)
 {
@@ -77,6 +79,23 @@ bool nft_txn_empty(const struct nft_txn *t)
 	return t->nmsgs == 0;
 }
 
+/* libmnl 1.0.4 leaves attribute padding as it finds it, and batch pages come
+ * from malloc: zero ahead of the message about to be built, so that no stale
+ * heap byte goes to the kernel (and valgrind stays quiet).  Each byte of a
+ * page is zeroed once; a page ends PAGE_SIZE_BATCH of overrun past where a
+ * message may start, which ZERO_AHEAD stays within. */
+static void zero_ahead(struct nft_txn *t)
+{
+	char *p = nftnl_batch_buffer(t->batch);
+
+	if (p < t->zlo || p > t->zhi) /* a new page */
+		t->zlo = t->zhi = p;
+	if (t->zhi < p + ZERO_AHEAD) {
+		memset(t->zhi, 0, (size_t)(p + ZERO_AHEAD - t->zhi));
+		t->zhi = p + ZERO_AHEAD;
+	}
+}
+
 struct nlmsghdr *nft_txn_msg(struct nft_txn *t, uint16_t type, uint16_t family, uint16_t flags,
 			     const char *what)
 {
@@ -99,6 +118,7 @@ struct nlmsghdr *nft_txn_msg(struct nft_txn *t, uint16_t type, uint16_t family, 
 		return NULL;
 	}
 	t->nmsgs++;
+	zero_ahead(t);
 	nlh = nftnl_nlmsg_build_hdr(nftnl_batch_buffer(t->batch), type, family, flags | NLM_F_ACK,
 				    t->sock->seq++);
 	return nlh;

@@ -35,6 +35,7 @@ struct nft_txn {
 	size_t cap;
 	int err;	  /* sticky: the first failure while building */
 	uint32_t set_ids; /* ids handed to sets created in this transaction */
+	char *zlo, *zhi;  /* the zeroed stretch of the current batch page */
 };
 
 int nft_txn_begin(struct nft_txn *t, struct nft_sock *s);
