@@ -54,6 +54,12 @@ int write_all(int fd, const void *data, size_t n)
 int file_write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
 		      struct svc_err *e)
 {
+	return file_replace(dirfd, name, data, len, mode, true, e);
+}
+
+int file_replace(int dirfd, const char *name, const void *data, size_t len, mode_t mode, bool sync,
+		 struct svc_err *e)
+{
 	char tmp[NAME_MAX + 1];
 	int fd, r;
 
@@ -63,7 +69,7 @@ int file_write_atomic(int dirfd, const char *name, const void *data, size_t len,
 	if (fd < 0)
 		return svc_errf(e, errno, "creating %s: %s", tmp, strerror(errno));
 	r = write_all(fd, data, len);
-	if (!r && fdatasync(fd))
+	if (!r && sync && fdatasync(fd))
 		r = -errno;
 	close(fd);
 	if (r) {

@@ -4,6 +4,7 @@
  * crash leaves either the old or the new content, never a torn file. */
 #ifndef SVCD_FSUTIL_H
 #define SVCD_FSUTIL_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -18,6 +19,12 @@ int write_all(int fd, const void *p, size_t n);
  * or -errno with e naming the step. */
 int file_write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
 		      struct svc_err *e);
+/* The same with `sync` false: temp file and rename, no fsync.  A process
+ * crash still sees the old or the new content, never a torn file; only a
+ * power loss may lose the change.  For records of kernel state that a power
+ * loss takes away anyway (IPAM). */
+int file_replace(int dirfd, const char *name, const void *data, size_t len, mode_t mode, bool sync,
+		 struct svc_err *e);
 /* Read a whole regular file of at most `max` bytes (NUL-terminated);
  * -EFBIG when larger.  *out is malloc'd. */
 int file_read_all(int dirfd, const char *name, size_t max, char **out, size_t *len);

@@ -347,7 +347,8 @@ static int take(struct ipam *ip, uint32_t off, const char *owner, struct svc_err
 		return svc_errf(e, ENOMEM, "ipam: out of memory");
 	memcpy(line, owner, n);
 	line[n] = '\n';
-	if ((r = file_write_atomic(ip->dirfd, rec->addr, line, n + 1, 0600, e))) {
+	/* No fsync: see "Durability" in ipam.h. */
+	if ((r = file_replace(ip->dirfd, rec->addr, line, n + 1, 0600, false, e))) {
 		free(rec);
 		return svc_err_ctx(e, "ipam: recording %s for %s", A2S(off_addr(ip, off).s_addr),
 				   owner);
@@ -360,14 +361,11 @@ static int take(struct ipam *ip, uint32_t off, const char *owner, struct svc_err
 	return 0;
 }
 
-/* Remove the file of rec; the directory is fsynced unless `batch`. */
-static int drop(struct ipam *ip, struct ipam_rec *rec, bool batch, struct svc_err *e)
+/* Remove the file of rec (no fsync: see "Durability" in ipam.h). */
+static int drop(struct ipam *ip, struct ipam_rec *rec, struct svc_err *e)
 {
 	if (unlinkat(ip->dirfd, rec->addr, 0) && errno != ENOENT)
 		return svc_errf(e, errno, "ipam: removing %s of %s: %s", rec->addr, rec->owner,
-				strerror(errno));
-	if (!batch && fsync(ip->dirfd))
-		return svc_errf(e, errno, "ipam: fsync after removing %s: %s", rec->addr,
 				strerror(errno));
 	rec_remove(ip, rec);
 	return 0;
@@ -417,7 +415,7 @@ int ipam_claim(struct ipam *ip, const char *owner, struct in_addr addr, struct s
 	/* The namespace is the truth: an owner moving to another address
 	 * gives up the one recorded. */
 	mine = smap_get(&ip->by_owner, owner);
-	if (mine && (r = drop(ip, mine, false, e)))
+	if (mine && (r = drop(ip, mine, e)))
 		return r;
 	return take(ip, off, owner, e);
 }
@@ -436,7 +434,7 @@ int ipam_release(struct ipam *ip, const char *owner, struct svc_err *e)
 {
 	struct ipam_rec *rec = smap_get(&ip->by_owner, owner);
 
-	return rec ? drop(ip, rec, false, e) : 0;
+	return rec ? drop(ip, rec, e) : 0;
 }
 
 int ipam_retain(struct ipam *ip, ipam_keep_fn keep, void *ctx, struct svc_err *e)
@@ -454,10 +452,8 @@ int ipam_retain(struct ipam *ip, ipam_keep_fn keep, void *ctx, struct svc_err *e
 			gone[n++] = ent->val;
 	}
 	for (size_t i = 0; i < n && !r; i++)
-		r = drop(ip, gone[i], true, e);
+		r = drop(ip, gone[i], e);
 	free(gone);
-	if (!r && n && fsync(ip->dirfd))
-		r = svc_errf(e, errno, "ipam: fsync of the directory: %s", strerror(errno));
 	return r ? r : (int)n;
 }
 
