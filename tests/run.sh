@@ -29,7 +29,7 @@ SVCT_LIB_ONLY=1 . tests/lib.sh
 # lib.sh relies on it).  Options already in the environment come last and win.
 export ASAN_OPTIONS="detect_leaks=1:exitcode=66${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=66${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
-export SVCD_BIN="$BUILD/san/svcd" SVCCTL_BIN="$BUILD/san/svcctl"
+export SVCD_BIN="$BUILD/san/svcd" SVCCTL_BIN="$BUILD/san/svcctl" SVCRUN_BIN="$BUILD/san/svcrun"
 
 TEST_TIMEOUT=${TEST_TIMEOUT:-300} # seconds per test
 out=$(mktemp "${TMPDIR:-/tmp}/svcd-test-out.XXXXXX") || exit 1
