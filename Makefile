@@ -5,7 +5,7 @@ BINDIR ?= $(PREFIX)/bin
 DESTDIR ?=
 BUILD ?= build
 
-PKGS := libcjson libnl-3.0 libnl-route-3.0 libmnl libnftnl yaml-0.1
+PKGS := libcjson libnl-3.0 libnl-route-3.0 libmnl libnftnl yaml-0.1 zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # Debian's libev-dev ships no .pc file; fall back to -lev.
@@ -14,7 +14,7 @@ EV_LIBS := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
 CC ?= cc
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-	-Wformat=2 -Wno-format-truncation -D_GNU_SOURCE -MMD -MP -Iproxy -Inetlink $(PKG_CFLAGS)
+	-Wformat=2 -Wno-format-truncation -D_GNU_SOURCE -MMD -MP -Iproxy -Inetlink -Ilauncher $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) $(EV_LIBS) -lm
 
 ifeq ($(V),1)
@@ -23,7 +23,11 @@ else
 Q := @
 endif
 
-CORE_SRC := $(filter-out proxy/svcd.c,$(wildcard proxy/*.c netlink/*.c lb/*.c dns/*.c))
+# launcher/svcrun*.c is the container launcher: its own binary, libc only,
+# so that starting a container costs no dynamic loading of svcd's libraries.
+SVCRUN_SRC := $(wildcard launcher/svcrun*.c)
+CORE_SRC := $(filter-out proxy/svcd.c $(SVCRUN_SRC),$(wildcard proxy/*.c netlink/*.c lb/*.c dns/*.c \
+	launcher/*.c))
 CLI_SRC := $(wildcard cli/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_HELPERS := $(filter-out $(UNIT_SRC),$(wildcard tests/unit/*.c))
@@ -35,11 +39,11 @@ SAN := $(BUILD)/san
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 SAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(SAN)/tests/%)
 
-.PHONY: all install uninstall run test check unit unit-san integration deps bench format \
-	format-check clean fuzz
+.PHONY: all install uninstall run test check unit unit-san integration deps bench bench-tools \
+	format format-check clean fuzz
 .DEFAULT_GOAL := all
 
-all: $(BUILD)/svcd $(BUILD)/svcctl
+all: $(BUILD)/svcd $(BUILD)/svcctl $(BUILD)/svcrun
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -58,10 +62,28 @@ $(BUILD)/svcctl: $(CLI_OBJ) $(BUILD)/libsvcd.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/svcrun: $(SVCRUN_SRC:%.c=$(BUILD)/%.o)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^
+
+$(SAN)/svcrun: $(SVCRUN_SRC)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD/SAN  $@")
+	$(Q)$(CC) $(CFLAGS) -O1 $(SAN_FLAGS) $(LDFLAGS) -o $@ $^
+
 $(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(BUILD)/libsvcd.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(UNIT_HELPERS) $(BUILD)/libsvcd.a $(LDLIBS)
+
+# Benchmark drivers, linked like the unit tests.
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libsvcd.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsvcd.a $(LDLIBS)
+
+bench-tools: $(BENCH_BIN)
 
 # Traffic tools for the data-plane tests: no libraries, plain CFLAGS.
 TOOLS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(wildcard tests/tools/*.c))
@@ -112,10 +134,10 @@ fuzz: $(FUZZ_SRC:tests/fuzz/fuzz_%.c=$(BUILD)/fuzz/fuzz_%)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR)
-	install -m 0755 $(BUILD)/svcd $(BUILD)/svcctl $(DESTDIR)$(BINDIR)/
+	install -m 0755 $(BUILD)/svcd $(BUILD)/svcctl $(BUILD)/svcrun $(DESTDIR)$(BINDIR)/
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/svcd $(DESTDIR)$(BINDIR)/svcctl
+	rm -f $(DESTDIR)$(BINDIR)/svcd $(DESTDIR)$(BINDIR)/svcctl $(DESTDIR)$(BINDIR)/svcrun
 
 # The README's two commands.  Each installs what is missing, then builds.
 deps:
@@ -128,7 +150,7 @@ run: deps
 test: deps
 	$(Q)$(MAKE) --no-print-directory check
 
-check: all $(UNIT_BIN) $(SAN_UNIT_BIN) $(SAN)/svcd $(SAN)/svcctl $(FUZZ_REPLAY) $(TOOLS)
+check: all $(UNIT_BIN) $(SAN_UNIT_BIN) $(SAN)/svcd $(SAN)/svcctl $(SAN)/svcrun $(FUZZ_REPLAY) $(TOOLS)
 	$(Q)tests/run.sh $(BUILD)
 
 unit: $(UNIT_BIN)
@@ -137,7 +159,7 @@ unit: $(UNIT_BIN)
 unit-san: $(SAN_UNIT_BIN)
 	$(Q)for t in $(SAN_UNIT_BIN); do $$t || exit 1; done
 
-bench: all
+bench: all bench-tools
 	$(Q)bench/run.sh $(BUILD)
 
 format:

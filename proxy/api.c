@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "image.h"
 #include "util.h"
 
 #define MAX_REQUEST	  (64u << 20)
@@ -34,6 +35,7 @@ struct conn {
 	struct sbuf in, out;
 	/* apply --wait: requests after it wait for its answer */
 	struct reconcile_waiter *waiter;
+	bool busy; /* an image import runs for this connection */
 	cJSON *pending;
 	/* watch */
 	bool watching;
@@ -96,7 +98,7 @@ static void conn_close(struct conn *c)
 /* After the client's EOF: close once every answer is out. */
 static void conn_maybe_finish(struct conn *c)
 {
-	if (c->eof && !c->closing && !c->waiter && !c->out.len)
+	if (c->eof && !c->closing && !c->waiter && !c->busy && !c->out.len)
 		conn_close(c);
 }
 
@@ -578,6 +580,15 @@ static cJSON *op_status(struct conn *c, const cJSON *req)
 	cJSON_AddNumberToObject(counts, "deployments",
 				(double)model_count(d->st.model, KIND_DEPLOYMENT));
 	cJSON_AddStringToObject(resp, "stateDir", d->cfg.state_dir);
+	if (d->pods) {
+		size_t np, nrun;
+		cJSON *pj = cJSON_AddObjectToObject(resp, "pods");
+		pods_stats(d->pods, &np, &nrun);
+		cJSON_AddNumberToObject(pj, "managed", (double)np);
+		cJSON_AddNumberToObject(pj, "running", (double)nrun);
+		cJSON_AddStringToObject(pj, "bridge", d->cfg.pods.bridge);
+		cJSON_AddStringToObject(pj, "podCIDR", d->cfg.pods.pod_cidr);
+	}
 	cJSON_AddNumberToObject(resp, "heapBytes", (double)mallinfo2().uordblks);
 	fmt_rfc3339(d->started, ts);
 	cJSON_AddStringToObject(resp, "startTime", ts);
@@ -640,14 +651,217 @@ static void on_state_event(void *ctx, enum svc_event ev, const struct svc_obj *o
 			  true);
 }
 
+/* --- images, logs, events ----------------------------------------------------- */
+
+/* An import reads and writes a whole image: it runs in a child process so
+ * that the loop goes on serving; the connection waits for its answer. */
+struct import_job {
+	struct conn *c;
+	ev_child cw;
+	int fd;
+	char ref[256];
+};
+
+static void on_import_done(struct ev_loop *loop, ev_child *w, int revents)
+{
+	struct import_job *job = w->data;
+	struct conn *c = job->c;
+	struct svcd *d = c->api->d;
+	char buf[SVC_ERR_MAX + 80];
+	ssize_t n = read(job->fd, buf, sizeof(buf) - 1);
+	cJSON *resp;
+
+	ev_child_stop(loop, w);
+	close(job->fd);
+	buf[n > 0 ? n : 0] = '\0';
+	if (!strncmp(buf, "ok ", 3)) {
+		resp = resp_ok();
+		cJSON_AddStringToObject(resp, "image", job->ref);
+		cJSON_AddStringToObject(resp, "id", buf + 3);
+		svc_log(SVC_LOG_INFO, "image %s imported (%.12s)", job->ref, buf + 3);
+		if (d->pods)
+			pods_images_changed(d->pods);
+	} else {
+		resp = resp_err(-EINVAL, n > 0 ? buf : "the import process failed");
+	}
+	c->busy = false;
+	free(job);
+	if (!c->closing) {
+		conn_send(c, resp);
+		conn_process(c);
+	} else {
+		cJSON_Delete(resp);
+	}
+	conn_unref(c);
+}
+
+static void import_child(int fd, const char *dir, const char *ref, const char *path)
+{
+	struct svc_err e = {0};
+	char id[65], msg[SVC_ERR_MAX + 8];
+	int len;
+
+	if (image_import(dir, ref, path, id, &e))
+		len = snprintf(msg, sizeof(msg), "%s", e.msg);
+	else
+		len = snprintf(msg, sizeof(msg), "ok %s", id);
+	_exit(write(fd, msg, (size_t)len) == len ? 0 : 1);
+}
+
+static cJSON *op_image_import(struct conn *c, const cJSON *req)
+{
+	struct svcd *d = c->api->d;
+	const char *ref = req_str(req, "image"), *path = req_str(req, "path");
+	struct svc_err e = {0};
+	struct import_job *job;
+	char dir[PATH_MAX];
+	int pfd[2];
+	pid_t pid;
+
+	if (!ref || !path)
+		return bad_request("\"image\" and \"path\" are required");
+	if (path[0] != '/')
+		return bad_request("\"path\" must be absolute");
+	if (!(job = calloc(1, sizeof(*job))))
+		return resp_err(-ENOMEM, "out of memory");
+	if (image_ref_normalize(ref, job->ref, sizeof(job->ref), &e)) {
+		free(job);
+		return resp_err(-EINVAL, e.msg);
+	}
+	snprintf(dir, sizeof(dir), "%s/images", d->cfg.state_dir);
+	if (pipe2(pfd, O_CLOEXEC)) {
+		free(job);
+		return resp_err(-errno, strerror(errno));
+	}
+	if ((pid = fork()) < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		free(job);
+		return resp_err(-errno, strerror(errno));
+	}
+	if (pid == 0)
+		import_child(pfd[1], dir, job->ref, path);
+	close(pfd[1]);
+	job->fd = pfd[0];
+	job->c = c;
+	conn_ref(c);
+	c->busy = true;
+	ev_child_init(&job->cw, on_import_done, pid, 0);
+	job->cw.data = job;
+	ev_child_start(d->loop, &job->cw);
+	return NULL;
+}
+
+static cJSON *image_json(const struct image *img)
+{
+	cJSON *j = cJSON_CreateObject();
+	char ts[21];
+
+	cJSON_AddStringToObject(j, "image", img->ref);
+	cJSON_AddStringToObject(j, "id", img->id);
+	cJSON_AddNumberToObject(j, "size", (double)img->size);
+	fmt_rfc3339(img->imported, ts);
+	cJSON_AddStringToObject(j, "imported", ts);
+	return j;
+}
+
+static cJSON *op_image_list(struct conn *c, const cJSON *req)
+{
+	struct svc_err e = {0};
+	struct image *imgs = NULL;
+	char dir[PATH_MAX];
+	size_t n = 0;
+	cJSON *resp, *arr;
+
+	(void)req;
+	snprintf(dir, sizeof(dir), "%s/images", c->api->d->cfg.state_dir);
+	if (image_list(dir, &imgs, &n, &e))
+		return resp_err(-e.code, e.msg);
+	resp = resp_ok();
+	arr = cJSON_AddArrayToObject(resp, "images");
+	for (size_t i = 0; i < n; i++) {
+		cJSON_AddItemToArray(arr, image_json(&imgs[i]));
+		image_free(&imgs[i]);
+	}
+	free(imgs);
+	return resp;
+}
+
+static cJSON *op_image_rm(struct conn *c, const cJSON *req)
+{
+	struct svcd *d = c->api->d;
+	const char *ref = req_str(req, "image");
+	struct svc_err e = {0};
+	char dir[PATH_MAX], norm[256];
+
+	if (!ref)
+		return bad_request("\"image\" is required");
+	if (image_ref_normalize(ref, norm, sizeof(norm), &e))
+		return resp_err(-EINVAL, e.msg);
+	if (d->pods && pods_image_in_use(d->pods, norm) &&
+	    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "force"))) {
+		snprintf(e.msg, sizeof(e.msg),
+			 "image %s is used by a pod; delete the pod first (or --force)", norm);
+		return resp_err(-EEXIST, e.msg);
+	}
+	snprintf(dir, sizeof(dir), "%s/images", d->cfg.state_dir);
+	if (image_remove(dir, norm, &e))
+		return resp_err(-e.code, e.msg);
+	return resp_ok();
+}
+
+static cJSON *op_logs(struct conn *c, const cJSON *req)
+{
+	struct svcd *d = c->api->d;
+	const char *ns = req_str(req, "namespace"), *name = req_str(req, "name");
+	struct svc_err e = {0};
+	char path[PATH_MAX];
+	cJSON *resp;
+
+	if (!name)
+		return bad_request("\"name\" is required");
+	if (!d->pods)
+		return resp_err(-ENOTSUP, "this svcd runs no pods (--no-pods)");
+	if (pods_log_path(d->pods, ns ? ns : "default", name, req_str(req, "container"),
+			  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "previous")), path,
+			  sizeof(path), &e))
+		return resp_err(-e.code, e.msg);
+	resp = resp_ok();
+	cJSON_AddStringToObject(resp, "path", path);
+	return resp;
+}
+
+static cJSON *op_events(struct conn *c, const cJSON *req)
+{
+	struct svcd *d = c->api->d;
+	const char *ns = req_str(req, "namespace"), *name = req_str(req, "name");
+	cJSON *resp, *ev;
+
+	if (!name)
+		return bad_request("\"name\" is required");
+	ev = d->pods ? pods_events(d->pods, ns ? ns : "default", name) : NULL;
+	resp = resp_ok();
+	cJSON_AddItemToObject(resp, "events", ev ? ev : cJSON_CreateArray());
+	return resp;
+}
+
 /* --- the connection loop ------------------------------------------------------ */
 
 static const struct {
 	const char *name;
 	cJSON *(*fn)(struct conn *c, const cJSON *req);
 } ops[] = {
-    {"apply", op_apply}, {"delete", op_delete}, {"get", op_get},
-    {"list", op_list},	 {"status", op_status}, {"watch", op_watch},
+    {"apply", op_apply},
+    {"delete", op_delete},
+    {"get", op_get},
+    {"list", op_list},
+    {"status", op_status},
+    {"watch", op_watch},
+    {"image.import", op_image_import},
+    {"image.list", op_image_list},
+    {"image.rm", op_image_rm},
+    {"logs", op_logs},
+    {"events", op_events},
 };
 
 static void handle_line(struct conn *c, const char *line, size_t len)
@@ -678,7 +892,8 @@ static void conn_process(struct conn *c)
 		return; /* re-entered from a callback: the outer loop goes on */
 	c->processing = true;
 	conn_ref(c);
-	while (!c->closing && !c->waiter && c->in.len && (nl = memchr(c->in.p, '\n', c->in.len))) {
+	while (!c->closing && !c->waiter && !c->busy && c->in.len &&
+	       (nl = memchr(c->in.p, '\n', c->in.len))) {
 		size_t len = (size_t)(nl - c->in.p);
 		*nl = '\0';
 		if (len)
@@ -688,12 +903,12 @@ static void conn_process(struct conn *c)
 		if (len > (1u << 20))
 			malloc_trim(0);
 	}
-	if (!c->closing && !c->waiter && c->in.len >= MAX_REQUEST) {
+	if (!c->closing && !c->waiter && !c->busy && c->in.len >= MAX_REQUEST) {
 		conn_send(c, bad_request("request longer than 64 MiB"));
 		conn_close(c);
 	}
 	/* A last request without its newline still counts once the client is done. */
-	if (!c->closing && !c->waiter && c->eof && c->in.len) {
+	if (!c->closing && !c->waiter && !c->busy && c->eof && c->in.len) {
 		handle_line(c, c->in.p, c->in.len);
 		sbuf_consume(&c->in, c->in.len);
 	}

@@ -27,6 +27,28 @@ void svcd_config_defaults(struct svcd_config *cfg)
 	if (!host[0] && gethostname(host, sizeof(host) - 1))
 		snprintf(host, sizeof(host), "localhost");
 	cfg->node_name = host;
+	cfg->cluster_domain = "cluster.local";
+	cfg->pods.bridge = "svcd0";
+	cfg->pods.pod_cidr = "10.244.0.0/24";
+	cfg->pods.netns_dir = "/run/netns";
+	cfg->pods.cgroup_parent = "svcd";
+	cfg->pods.backoff_initial = 10;
+	cfg->pods.backoff_max = 300;
+	cfg->pods.backoff_reset = 600;
+	cfg->pods.log_max = 10u << 20;
+}
+
+static int start_pods(struct svcd *d, struct svc_err *e)
+{
+	struct pods_config pc = d->cfg.pods;
+
+	if (d->cfg.no_pods)
+		return 0;
+	pc.state_dir = d->cfg.state_dir;
+	pc.cluster_cidr = d->cfg.cluster_cidr;
+	pc.dns_ip = d->cfg.dns_service_ip;
+	pc.cluster_domain = d->cfg.cluster_domain;
+	return pods_open(d->loop, &d->st, &pc, &d->pods, e);
 }
 
 static void on_store_event(void *ctx, const char *name)
@@ -93,7 +115,8 @@ int svcd_start(struct svcd *d, struct ev_loop *loop, const struct svcd_config *c
 		return r;
 	if ((r = state_load(&d->st, e)) ||
 	    (r = reconciler_new(loop, &d->st, cfg->resync_seconds, &d->rec, e)) ||
-	    (r = start_dataplane(d, e)) || (r = api_open(d, cfg->socket_path, &d->api, e))) {
+	    (r = start_dataplane(d, e)) || (r = start_pods(d, e)) ||
+	    (r = api_open(d, cfg->socket_path, &d->api, e))) {
 		svcd_stop(d);
 		return r;
 	}
@@ -111,8 +134,10 @@ void svcd_stop(struct svcd *d)
 	if (d->loop)
 		ev_io_stop(d->loop, &d->store_io);
 	api_close(d->api);
+	pods_close(d->pods);
 	reconciler_free(d->rec);
 	state_close(&d->st);
 	d->api = NULL;
+	d->pods = NULL;
 	d->rec = NULL;
 }

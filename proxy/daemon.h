@@ -5,9 +5,11 @@
 #define SVCD_DAEMON_H
 
 #include <ev.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
+#include "pods.h"
 #include "reconcile.h"
 #include "state.h"
 
@@ -19,9 +21,12 @@ struct svcd_config {
 	double resync_seconds; /* --resync-period */
 	const char *mode;      /* --mode: auto, nftables, none */
 	const char *dns_service_ip;
-	const char *cluster_cidr; /* --cluster-cidr */
-	const char *node_name;	  /* --node-name: endpoints there are local */
-	const char *nft_table;	  /* the nftables table svcd owns */
+	const char *cluster_cidr;   /* --cluster-cidr */
+	const char *node_name;	    /* --node-name: endpoints there are local */
+	const char *nft_table;	    /* the nftables table svcd owns */
+	const char *cluster_domain; /* --cluster-domain */
+	struct pods_config pods;    /* --bridge, --pod-cidr, --netns-dir, ... */
+	bool no_pods;		    /* --no-pods: run no pods (a pure proxy) */
 };
 
 struct svc_api;
@@ -32,6 +37,7 @@ struct svcd {
 	struct svc_state st;
 	struct svc_reconciler *rec;
 	struct svc_api *api;
+	struct svc_pods *pods; /* NULL with --no-pods */
 	ev_io store_io;
 	time_t started;
 };

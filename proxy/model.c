@@ -132,6 +132,7 @@ static void pod_free(struct svc_pod *p)
 	free(p->node_name);
 	free(p->reason);
 	free(p->message);
+	cJSON_Delete(p->container_statuses);
 	free(p);
 }
 
@@ -184,13 +185,36 @@ static cJSON *pod_status_json(const struct svc_pod *p)
 	cJSON *st = cJSON_CreateObject();
 	char ip[SVC_ADDR_STRLEN];
 
+	char ts[21];
+	cJSON *conds, *c;
+
 	cJSON_AddStringToObject(st, "phase", pod_phase_name(p->phase));
-	if (p->ip.family)
+	conds = cJSON_AddArrayToObject(st, "conditions");
+	if (conds && (c = cJSON_CreateObject())) {
+		cJSON_AddStringToObject(c, "type", "Ready");
+		cJSON_AddStringToObject(c, "status", p->ready ? "True" : "False");
+		cJSON_AddItemToArray(conds, c);
+	}
+	if (p->ip.family) {
 		cJSON_AddStringToObject(st, "podIP", addr_fmt(&p->ip, ip));
+		c = cJSON_AddArrayToObject(st, "podIPs");
+		cJSON *one = c ? cJSON_CreateObject() : NULL;
+		if (one) {
+			cJSON_AddStringToObject(one, "ip", ip);
+			cJSON_AddItemToArray(c, one);
+		}
+	}
+	if (p->start_time) {
+		fmt_rfc3339(p->start_time, ts);
+		cJSON_AddStringToObject(st, "startTime", ts);
+	}
 	if (p->reason)
 		cJSON_AddStringToObject(st, "reason", p->reason);
 	if (p->message)
 		cJSON_AddStringToObject(st, "message", p->message);
+	if (p->container_statuses)
+		cJSON_AddItemToObject(st, "containerStatuses",
+				      cJSON_Duplicate(p->container_statuses, true));
 	return st;
 }
 

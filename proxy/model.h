@@ -129,6 +129,8 @@ struct svc_pod {
 	bool ready;
 	struct svc_addr ip;
 	char *reason, *message;
+	time_t start_time;	   /* when the runtime took the pod on; 0: not yet */
+	cJSON *container_statuses; /* status.containerStatuses, Kubernetes' shape */
 };
 
 struct svc_deployment {

@@ -55,10 +55,19 @@ void state_results_free(struct state_results *r)
 
 static void bad_file_clear(struct svc_state *st, const char *name);
 
+static void touched_service(void *ctx, struct svc_obj *svc);
+
 static void notify(struct svc_state *st, enum svc_event ev, const struct svc_obj *o)
 {
 	for (int i = 0; i < st->nlisteners; i++)
 		st->listeners[i].fn(st->listeners[i].ctx, ev, o);
+}
+
+void state_pod_status(struct svc_state *st, struct svc_obj *pod)
+{
+	pod->rv = ++st->rv;
+	notify(st, EV_MODIFIED, pod);
+	endpoints_source_changed(st, pod, touched_service, st);
 }
 
 void state_listen(struct svc_state *st, state_listener_fn fn, void *ctx)
@@ -629,7 +638,10 @@ static void carry_runtime(struct svc_obj *o, struct svc_obj *old)
 	p->ip = op->ip;
 	p->reason = op->reason;
 	p->message = op->message;
+	p->start_time = op->start_time;
+	p->container_statuses = op->container_statuses;
 	op->reason = op->message = NULL;
+	op->container_statuses = NULL;
 }
 
 static void touched_service(void *ctx, struct svc_obj *svc)

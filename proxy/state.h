@@ -51,7 +51,7 @@ struct svc_state {
 	struct {
 		state_listener_fn fn;
 		void *ctx;
-	} listeners[4];
+	} listeners[6];
 	int nlisteners;
 	struct smap paths; /* file name -> object, for the directory watch */
 	/* "addr/proto/port" of external IPs -> the service serving it (both owned). */
@@ -69,6 +69,10 @@ int state_load(struct svc_state *st, struct svc_err *e);
 /* A file in the objects directory changed (name NULL: rescan everything). */
 void state_file_event(struct svc_state *st, const char *name);
 
+/* A pod's runtime status changed (phase, IP, readiness, containers): a new
+ * resourceVersion, an EV_MODIFIED to listeners (generation unchanged) and
+ * the services it feeds recomputed. */
+void state_pod_status(struct svc_state *st, struct svc_obj *pod);
 /* Apply a manifest (all documents or none). */
 int state_apply(struct svc_state *st, const char *source, const char *text, size_t len,
 		struct state_results *res, struct svc_warn *w, struct svc_err *e);

@@ -31,6 +31,18 @@ static void usage(FILE *f)
 		"                           (default 10.244.0.0/16)\n"
 		"  --node-name NAME         endpoints with this nodeName are local (default: "
 		"hostname)\n"
+		"  --cluster-domain DOMAIN  the cluster's DNS zone (default cluster.local)\n"
+		"pods:\n"
+		"  --bridge NAME            the node's pod bridge (default svcd0)\n"
+		"  --pod-cidr CIDR          this node's pod addresses (default 10.244.0.0/24)\n"
+		"  --netns-dir DIR          where pod network namespaces are kept (default "
+		"/run/netns)\n"
+		"  --cgroup-parent PATH     cgroup of all pods (default svcd)\n"
+		"  --svcrun PATH            the container launcher (default: next to svcd)\n"
+		"  --restart-backoff A,B    first and longest restart delay in seconds after\n"
+		"                           the immediate first restart (default 10,300)\n"
+		"  --log-max BYTES          container log size before rotation (default 10 MiB)\n"
+		"  --no-pods                run no pods: services and endpoints only\n"
 		"  --cleanup                remove everything svcd programmed, then exit\n"
 		"  -v, --verbose            debug logging\n"
 		"  -h, --help\n");
@@ -69,7 +81,16 @@ static int parse_args(int argc, char **argv, struct svcd_config *cfg, int *verbo
 		O_MODE,
 		O_CCIDR,
 		O_NODE,
-		O_CLEANUP
+		O_CLEANUP,
+		O_DOMAIN,
+		O_BRIDGE,
+		O_PODCIDR,
+		O_NETNS,
+		O_CGROUP,
+		O_SVCRUN,
+		O_BACKOFF,
+		O_LOGMAX,
+		O_NOPODS
 	};
 	static const struct option opts[] = {
 	    {"state-dir", required_argument, NULL, O_STATE},
@@ -82,6 +103,15 @@ static int parse_args(int argc, char **argv, struct svcd_config *cfg, int *verbo
 	    {"cluster-cidr", required_argument, NULL, O_CCIDR},
 	    {"node-name", required_argument, NULL, O_NODE},
 	    {"cleanup", no_argument, NULL, O_CLEANUP},
+	    {"cluster-domain", required_argument, NULL, O_DOMAIN},
+	    {"bridge", required_argument, NULL, O_BRIDGE},
+	    {"pod-cidr", required_argument, NULL, O_PODCIDR},
+	    {"netns-dir", required_argument, NULL, O_NETNS},
+	    {"cgroup-parent", required_argument, NULL, O_CGROUP},
+	    {"svcrun", required_argument, NULL, O_SVCRUN},
+	    {"restart-backoff", required_argument, NULL, O_BACKOFF},
+	    {"log-max", required_argument, NULL, O_LOGMAX},
+	    {"no-pods", no_argument, NULL, O_NOPODS},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -134,6 +164,49 @@ static int parse_args(int argc, char **argv, struct svcd_config *cfg, int *verbo
 		case O_CLEANUP:
 			*cleanup = 1;
 			break;
+		case O_DOMAIN:
+			cfg->cluster_domain = optarg;
+			break;
+		case O_BRIDGE:
+			cfg->pods.bridge = optarg;
+			break;
+		case O_PODCIDR:
+			cfg->pods.pod_cidr = optarg;
+			break;
+		case O_NETNS:
+			cfg->pods.netns_dir = optarg;
+			break;
+		case O_CGROUP:
+			cfg->pods.cgroup_parent = optarg;
+			break;
+		case O_SVCRUN:
+			cfg->pods.svcrun = optarg;
+			break;
+		case O_BACKOFF:
+			if (sscanf(optarg, "%lf,%lf", &cfg->pods.backoff_initial,
+				   &cfg->pods.backoff_max) != 2 ||
+			    cfg->pods.backoff_initial < 0 ||
+			    cfg->pods.backoff_max < cfg->pods.backoff_initial) {
+				fprintf(stderr,
+					"svcd: --restart-backoff: \"%s\" is not FIRST,MAX in "
+					"seconds, like 10,300\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case O_LOGMAX:
+			cfg->pods.log_max = strtoull(optarg, &end, 10);
+			if (*end || cfg->pods.log_max < 4096) {
+				fprintf(stderr,
+					"svcd: --log-max: \"%s\" is not a size in bytes of at "
+					"least 4096\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case O_NOPODS:
+			cfg->no_pods = true;
+			break;
 		case 'v':
 			*verbose = 1;
 			break;
@@ -175,6 +248,11 @@ int main(int argc, char **argv)
 	if (cleanup) {
 		/* Rules outlive the daemon on purpose; this is how they go. */
 		if (nft_cleanup(cfg.nft_table, &e)) {
+			fprintf(stderr, "svcd: --cleanup: %s\n", e.msg);
+			return 1;
+		}
+		cfg.pods.cluster_cidr = cfg.cluster_cidr;
+		if (pods_cleanup(&cfg.pods, &e)) {
 			fprintf(stderr, "svcd: --cleanup: %s\n", e.msg);
 			return 1;
 		}

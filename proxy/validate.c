@@ -814,6 +814,23 @@ static int ctr_resources(struct vctx *v, const cJSON *ctr, const char *pp)
 	return r;
 }
 
+/* runAsUser and runAsGroup, in a container's or the pod's securityContext. */
+static int run_as(struct vctx *v, const cJSON *parent, const char *pp)
+{
+	const cJSON *sc;
+	char sp[VPATH];
+	long id;
+	int r;
+
+	if ((r = vobj(v, parent, "securityContext", pp, false, &sc)) || !sc)
+		return r;
+	vpath(sp, pp, "securityContext");
+	if ((r = vint(v, sc, "runAsUser", sp, false, 0, 2147483647, 0, &id)) ||
+	    (r = vint(v, sc, "runAsGroup", sp, false, 0, 2147483647, 0, &id)))
+		return r;
+	return 0;
+}
+
 static int container(struct vctx *v, const cJSON *cj, const char *pp, struct svc_container *c)
 {
 	const cJSON *ports;
@@ -833,7 +850,7 @@ static int container(struct vctx *v, const cJSON *cj, const char *pp, struct svc
 			     name);
 	if ((r = vstr(v, cj, "image", pp, true, &image)) || (r = dup_str(v, image, &c->image)) ||
 	    (r = str_array(v, cj, "command", pp)) || (r = str_array(v, cj, "args", pp)) ||
-	    (r = ctr_env(v, cj, pp)) || (r = ctr_resources(v, cj, pp)) ||
+	    (r = ctr_env(v, cj, pp)) || (r = ctr_resources(v, cj, pp)) || (r = run_as(v, cj, pp)) ||
 	    (r = varr(v, cj, "ports", pp, false, &ports)))
 		return r;
 	return ports ? ctr_ports(v, ports, pp, c) : 0;
@@ -868,6 +885,11 @@ static int pod_spec(struct vctx *v, const cJSON *spec, const char *sp, struct sv
 					     p->containers[i].name);
 		i++;
 	}
+	long grace;
+
+	if ((r = run_as(v, spec, sp)) ||
+	    (r = vint(v, spec, "terminationGracePeriodSeconds", sp, false, 0, 86400, 30, &grace)))
+		return r;
 	if ((r = venum(v, spec, "restartPolicy", sp, policies, 0, &pol)) ||
 	    (r = dup_str(v, policies[pol], &p->restart_policy)) ||
 	    (r = vstr(v, spec, "nodeName", sp, false, &node)) ||

@@ -6,14 +6,15 @@ set -euo pipefail
 
 # Build: gcc (build-essential), pkg-config and the libraries of the Makefile's
 # PKGS plus libev.  Tests: iproute2 (ip netns), nftables, dig, valgrind,
-# pgrep/pkill (procps), fuser/killall (psmisc).
+# pgrep/pkill (procps), fuser/killall (psmisc), busybox-static (the test
+# image of scripts/mkimage.sh).  zlib: gzip layers of imported images.
 # No clang or libclang-rt-14-dev: we build with gcc, whose ASan/UBSan/LSan
 # runtimes (libasan8, libubsan1, liblsan0) come with build-essential, and
 # LeakSanitizer works with them on this machine kind.
 pkgs=(
 	build-essential pkg-config
-	libev-dev libcjson-dev libnl-3-dev libnl-route-3-dev libmnl-dev libnftnl-dev libyaml-dev
-	iproute2 nftables dnsutils valgrind procps psmisc
+	libev-dev libcjson-dev libnl-3-dev libnl-route-3-dev libmnl-dev libnftnl-dev libyaml-dev zlib1g-dev
+	iproute2 nftables dnsutils valgrind procps psmisc busybox-static curl
 )
 
 missing=()
