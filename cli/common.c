@@ -321,3 +321,25 @@ int ctl_print_value(const cJSON *j, enum ctl_output out, bool yaml_sep)
 	free(yaml);
 	return ret;
 }
+
+int ctl_request(const struct ctl *ctl, const cJSON *req, cJSON **resp, int timeout_ms)
+{
+	struct ctl_client c;
+	enum ctl_call r;
+
+	*resp = NULL;
+	if (!req)
+		return ctl_fail("out of memory");
+	if (ctl_open(ctl, &c, timeout_ms))
+		return CTL_ERROR;
+	r = ctl_call(&c, req, resp, NULL);
+	ctl_client_close(&c);
+	if (r == CALL_REFUSED)
+		ctl_print_refusal(*resp, true);
+	if (r != CALL_OK) {
+		cJSON_Delete(*resp);
+		*resp = NULL;
+		return CTL_ERROR;
+	}
+	return CTL_OK;
+}

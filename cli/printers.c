@@ -168,10 +168,22 @@ static const char *pod_status(const cJSON *o)
 	const cJSON *status = ctl_json_obj(o, "status");
 	const char *reason = ctl_json_str(status, "reason"), *phase = ctl_json_str(status, "phase");
 
+	const cJSON *c;
+
 	if (ctl_json_str2(o, "metadata", "deletionTimestamp"))
 		return "Terminating";
 	if (reason && *reason)
 		return reason;
+	/* As kubectl: a container's waiting or terminated reason says more. */
+	cJSON_ArrayForEach(c, ctl_json_arr(status, "containerStatuses"))
+	{
+		const cJSON *st = ctl_json_obj(c, "state");
+		const char *r = ctl_json_str2(st, "waiting", "reason");
+		if (!r && phase && strcmp(phase, "Running"))
+			r = ctl_json_str2(st, "terminated", "reason");
+		if (r && *r)
+			return r;
+	}
 	return phase && *phase ? phase : "Pending";
 }
 

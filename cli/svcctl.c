@@ -22,6 +22,9 @@ static const struct {
     {"get", ctl_get_main, "Show objects of one kind (table, json, yaml), or watch them"},
     {"list", ctl_list_main, "Show every service with its ports and endpoints"},
     {"status", ctl_status_main, "Show whether the data plane is in sync"},
+    {"describe", ctl_describe_main, "Show a pod's status, containers and events"},
+    {"logs", ctl_logs_main, "Print (or follow) a container's log"},
+    {"image", ctl_image_main, "Import, list and remove container images"},
     {"help", help_main, "Show this help, or a command's usage"},
 };
 

@@ -31,6 +31,9 @@ int ctl_delete_main(struct ctl *ctl, int argc, char **argv);
 int ctl_get_main(struct ctl *ctl, int argc, char **argv);
 int ctl_list_main(struct ctl *ctl, int argc, char **argv);
 int ctl_status_main(struct ctl *ctl, int argc, char **argv);
+int ctl_image_main(struct ctl *ctl, int argc, char **argv);
+int ctl_logs_main(struct ctl *ctl, int argc, char **argv);
+int ctl_describe_main(struct ctl *ctl, int argc, char **argv);
 
 /* Long options every subcommand takes (end its table with CTL_COMMON_OPTIONS). */
 enum { OPT_SOCKET = 0x100, OPT_TIMEOUT, OPT_WAIT, OPT_IGNORE_NOT_FOUND };
@@ -59,6 +62,9 @@ void ctl_put_clean(FILE *f, const char *s);
 int ctl_open(const struct ctl *ctl, struct ctl_client *c, int timeout_ms);
 
 enum ctl_call { CALL_OK, CALL_REFUSED, CALL_BROKEN };
+/* One request on its own connection; a refusal or transport error is
+ * printed.  CTL_OK hands back *resp (caller frees). */
+int ctl_request(const struct ctl *ctl, const cJSON *req, cJSON **resp, int timeout_ms);
 /* Send `req` and read its response.  Warnings are printed.  CALL_OK and
  * CALL_REFUSED (the daemon answered ok:false) hand back *resp, which the
  * caller frees; CALL_BROKEN has printed the transport error, after `what`
