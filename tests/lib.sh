@@ -77,7 +77,40 @@ svct_sweep() {
 		_ns_kill_all "$ns"
 		ip netns del "$ns" 2>/dev/null || true
 	done
+	_umount_under "$SVCT_TMP/svct-$id-"
+	_cgroups_remove "svct-$id"
 	rm -rf "$SVCT_TMP/svct-$id-"*
+}
+
+# Mount points whose path starts with PREFIX (pods' network namespaces).
+_mounts_under() {
+	awk -v p="$1" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo
+}
+
+_umount_under() {
+	local m
+	for m in $(_mounts_under "$1" | sort -r); do
+		umount -l "$m" 2>/dev/null || true
+	done
+}
+
+# cgroup directories named PREFIX* at the top of any hierarchy (the tests'
+# --cgroup-parent).
+_cgroup_dirs() {
+	local mnt
+	for mnt in $(awk '$9 == "cgroup" || $9 == "cgroup2" { print $5 }' /proc/self/mountinfo); do
+		compgen -G "$mnt/$1*" || true
+	done
+}
+
+_cgroups_remove() {
+	local d pids
+	for d in $(_cgroup_dirs "$1"); do
+		pids=$(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | tr '\n' ' ')
+		# shellcheck disable=SC2086 # one pid a word
+		[ -z "${pids// /}" ] || _kill_wait $pids
+		find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+	done
 }
 
 # Print what run ID left behind, one line per thing; nothing when clean.
@@ -91,6 +124,12 @@ svct_leftovers() {
 	done
 	for d in "$SVCT_TMP/svct-$id-"*; do
 		[ -e "$d" ] && echo "temp dir $d"
+	done
+	for d in $(_mounts_under "$SVCT_TMP/svct-$id-"); do
+		echo "mount $d"
+	done
+	for d in $(_cgroup_dirs "svct-$id"); do
+		echo "cgroup $d"
 	done
 	return 0
 }
@@ -294,8 +333,12 @@ svcd_start() {
 	SVCD_LOG_OFFSET=$(stat -c %s "$SVCD_LOG" 2>/dev/null || echo 0)
 	echo "+ [$NODE] $SVCD_BIN --state-dir $T/state --socket $SVCD_SOCK $*" >>"$SVCD_LOG"
 	[ "${VERBOSE:-0}" != 1 ] || echo "+ [$NODE] svcd $*" >&2
-	# exec: $! is then svcd itself (ip netns exec does not fork).
-	(exec ip netns exec "$NODE" "$SVCD_BIN" --state-dir "$T/state" --socket "$SVCD_SOCK" "$@" \
+	# exec: $! is then svcd itself (nsenter does not fork for a network
+	# namespace).  nsenter, not `ip netns exec`, keeps the host's mount
+	# namespace: the pods' namespace files svcd mounts must outlive it for
+	# a restarted svcd to find them.
+	(exec nsenter --net="/run/netns/$NODE" "$SVCD_BIN" --state-dir "$T/state" \
+		--socket "$SVCD_SOCK" --netns-dir "$T/netns" --cgroup-parent "svct-$RUN_ID" "$@" \
 		>>"$SVCD_LOG" 2>&1 </dev/null 9>&-) &
 	SVCD_PID=$!
 	SVCT_SVCD_PIDS+=("$SVCD_PID")
@@ -438,6 +481,7 @@ if [ "${SVCT_LIB_ONLY:-0}" != 1 ]; then
 	SVCT_REPO=$(dirname "$SVCT_LIB_DIR")
 	SVCD_BIN=$(realpath -m "${SVCD_BIN:-$SVCT_REPO/build/svcd}")
 	SVCCTL_BIN=$(realpath -m "${SVCCTL_BIN:-$SVCT_REPO/build/svcctl}")
+	SVCRUN_BIN=$(realpath -m "${SVCRUN_BIN:-$SVCT_REPO/build/svcrun}")
 	# shellcheck disable=SC2034 # for the tests
 	EXAMPLES=$SVCT_REPO/examples
 	[ "$(id -u)" -eq 0 ] || skip "needs root (network namespaces)"
