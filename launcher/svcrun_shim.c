@@ -447,18 +447,34 @@ static int wait_start(struct shim *s)
 	return start_failed(s, &m, n);
 }
 
+/* The init may fail (an unknown user, say) before the shim has handed it
+ * the overlay or placed it in its cgroups: its message, already queued on
+ * the socket, says why, better than the EPIPE the shim then meets. */
+static bool init_failed_first(struct shim *s)
+{
+	struct sr_msg m;
+	ssize_t n = recv(s->sock, &m, sizeof(m), MSG_DONTWAIT);
+
+	if (n != (ssize_t)sizeof(m) || m.type != SR_MSG_ERROR)
+		return false;
+	s->err = m.err;
+	return true;
+}
+
 /* While the init sets up: the overlay for it, then (v1) move it into the
  * cgroups before it may start the command. */
 static int handshake(struct shim *s)
 {
 	if (send_overlay(s) < 0) {
+		init_failed_first(s);
 		reap_init(s);
 		return -1;
 	}
 	if (s->cg.mode == SR_CG_V1 && (sr_cgroup_place(&s->cg, s->pid, &s->err) < 0 ||
 				       send(s->sock, "g", 1, MSG_NOSIGNAL) != 1)) {
-		if (!s->err.step[0])
-			sr_fail(&s->err, "cgroup", errno, "starting the init");
+		int err = errno;
+		if (!init_failed_first(s) && !s->err.step[0])
+			sr_fail(&s->err, "cgroup", err, "starting the init");
 		reap_init(s);
 		return -1;
 	}
