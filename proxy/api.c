@@ -7,11 +7,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -699,8 +701,19 @@ static void import_child(int fd, const char *dir, const char *ref, const char *p
 {
 	struct svc_err e = {0};
 	char id[65], msg[SVC_ERR_MAX + 8];
+	sigset_t none;
 	int len;
 
+	/* Hold nothing of svcd's (its listening socket kept open here would
+	 * make a restarted svcd find it busy), and let SIGTERM and SIGINT end
+	 * the import (svcd's handlers would only wake svcd's loop). */
+	if (fd > 3)
+		syscall(SYS_close_range, 3u, (unsigned int)fd - 1, 0u);
+	syscall(SYS_close_range, (unsigned int)fd + 1, ~0u, 0u);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	if (image_import(dir, ref, path, id, &e))
 		len = snprintf(msg, sizeof(msg), "%s", e.msg);
 	else

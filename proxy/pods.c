@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,7 +221,8 @@ static int pod_files(struct pod_rt *p, struct svc_err *e)
 	snprintf(etc, sizeof(etc), "%s/etc", p->dir);
 	if ((r = mkdir_p(etc, 0755)))
 		return svc_errf(e, -r, "creating %s: %s", etc, strerror(-r));
-	snprintf(text, sizeof(text), "key=%s\nip=%s\n", p->key, p->has_ip ? ip : "");
+	snprintf(text, sizeof(text), "key=%s\nip=%s\ngeneration=%lld\n", p->key,
+		 p->has_ip ? ip : "", (long long)p->generation);
 	if ((r = write_in(p->dir, "pod", text, e)))
 		return r;
 	snprintf(text, sizeof(text),
@@ -332,7 +334,7 @@ static void pod_start(struct pod_rt *p)
 	struct svc_obj *o = pod_obj(p);
 	struct svc_err e = {0};
 
-	if (!o || p->deleting)
+	if (!o || p->deleting || p->respec)
 		return;
 	if (!images_ready(p, o->u.pod)) {
 		pod_publish(p);
@@ -401,6 +403,34 @@ static double grace_of(const struct svc_obj *o)
 	return v;
 }
 
+/* Kill what is left in a cgroup and wait (2 s at most) until it is empty,
+ * since a cgroup with a process, even a dying one, cannot be removed.
+ * Only ever has work after a crash: a killed launcher's container. */
+static void cgroup_empty(const char *dir)
+{
+	char path[PATH_MAX * 2 + 300], *text;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	for (int i = 0; i < 200; i++) {
+		bool any = false;
+		if (file_read_all(AT_FDCWD, path, 1 << 20, &text, NULL))
+			return;
+		for (char *p = text, *end; *p; p = end) {
+			long pid = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if (pid > 1) {
+				kill((pid_t)pid, SIGKILL);
+				any = true;
+			}
+		}
+		free(text);
+		if (!any)
+			return;
+		usleep(10 * 1000);
+	}
+}
+
 /* Remove every cgroup directory of the pod, in every mounted hierarchy.
  * svcrun removes its container's own; this catches what a killed launcher
  * left behind. */
@@ -427,10 +457,12 @@ static void cgroups_remove(const char *parent, const char *uid)
 				if (de->d_type == DT_DIR && de->d_name[0] != '.') {
 					char sub[PATH_MAX * 2 + 256];
 					snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+					cgroup_empty(sub);
 					rmdir(sub);
 				}
 			closedir(d);
 		}
+		cgroup_empty(path);
 		rmdir(path);
 	}
 	fclose(f);
@@ -455,6 +487,7 @@ static void pod_teardown(struct svc_pods *ps, const char *uid, const char *dir)
 
 void pod_check_stopped(struct pod_rt *p)
 {
+	struct svc_err e = {0};
 	struct svc_obj *o;
 
 	for (uint32_t i = 0; i < p->nc; i++)
@@ -480,8 +513,13 @@ void pod_check_stopped(struct pod_rt *p)
 	free(p->c);
 	p->nc = 0;
 	p->c = calloc(o->u.pod->ncontainers ? o->u.pod->ncontainers : 1, sizeof(*p->c));
-	for (uint32_t i = 0; p->c && i < o->u.pod->ncontainers; i++)
-		ctr_init(&p->c[p->nc++], p, o->u.pod->containers[i].name);
+	for (uint32_t i = 0; p->c && i < o->u.pod->ncontainers; i++) {
+		ctr_init(&p->c[p->nc], p, o->u.pod->containers[i].name);
+		ctr_save(&p->c[p->nc++]); /* not the old container's restarts */
+	}
+	/* The record names the spec that runs, for a restarted svcd. */
+	if (p->net_up && pod_files(p, &e))
+		svc_log(SVC_LOG_WARN, "pod %s: %s", p->key, e.msg);
 	pod_start(p);
 }
 
@@ -553,17 +591,20 @@ static void on_state(void *ctx, enum svc_event ev, const struct svc_obj *o)
 
 /* --- crash recovery -------------------------------------------------------------- */
 
-static void kv_pod(char *text, char *key, size_t nk, char *ip, size_t nip)
+static void kv_pod(char *text, char *key, size_t nk, char *ip, size_t nip, int64_t *gen)
 {
 	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
 		if (!strncmp(line, "key=", 4))
 			snprintf(key, nk, "%s", line + 4);
 		else if (!strncmp(line, "ip=", 3))
 			snprintf(ip, nip, "%s", line + 3);
+		else if (!strncmp(line, "generation=", 11))
+			*gen = strtoll(line + 11, NULL, 10);
 	}
 }
 
-static void adopt_pod(struct svc_pods *ps, struct svc_obj *o, const char *ipstr)
+/* gen: the generation the containers run (0: unknown, the object's). */
+static void adopt_pod(struct svc_pods *ps, struct svc_obj *o, const char *ipstr, int64_t gen)
 {
 	struct svc_err e = {0};
 	struct pod_rt *p = pod_new(ps, o);
@@ -571,6 +612,8 @@ static void adopt_pod(struct svc_pods *ps, struct svc_obj *o, const char *ipstr)
 	if (!p)
 		return;
 	pod_ref(p);
+	if (gen > 0)
+		p->generation = gen;
 	if (inet_pton(AF_INET, ipstr, &p->ip) == 1) {
 		if (ipam_claim(ps->ipam, p->id, p->ip, &e)) {
 			svc_log(SVC_LOG_WARN, "pod %s: %s", o->key, e.msg);
@@ -583,12 +626,20 @@ static void adopt_pod(struct svc_pods *ps, struct svc_obj *o, const char *ipstr)
 		svc_log(SVC_LOG_WARN, "pod %s: re-wiring: %s", o->key, e.msg);
 	else if (p->has_ip)
 		p->start_time = time(NULL);
+	/* Running containers are adopted even if the network could not be
+	 * wired again: else pod_start() would start them a second time. */
 	for (uint32_t i = 0; i < p->nc; i++) {
 		ctr_load(&p->c[i]);
-		if (p->net_up)
-			ctr_adopt(&p->c[i]);
+		ctr_adopt(&p->c[i]);
 	}
-	pod_start(p);
+	if (p->generation != o->generation) {
+		/* The spec changed while its containers were being stopped. */
+		p->respec = true;
+		pod_event(p, false, "Killing", "the pod's spec changed: restarting its containers");
+		pod_stop_all(p, grace_of(o));
+	} else {
+		pod_start(p);
+	}
 	pod_unref(p);
 }
 
@@ -631,6 +682,7 @@ static void scan_pod_dirs(struct svc_pods *ps)
 
 	while (d && (de = readdir(d))) {
 		char dir[PATH_MAX * 2], key[512] = "", ip[64] = "", *text;
+		int64_t gen = 0;
 		struct svc_obj *o;
 
 		if (!is_uid(de->d_name))
@@ -639,7 +691,7 @@ static void scan_pod_dirs(struct svc_pods *ps)
 		snprintf(key, sizeof(key), "%s/pod", dir);
 		if (!file_read_all(AT_FDCWD, key, 4096, &text, NULL)) {
 			key[0] = '\0';
-			kv_pod(text, key, sizeof(key), ip, sizeof(ip));
+			kv_pod(text, key, sizeof(key), ip, sizeof(ip), &gen);
 			free(text);
 		} else {
 			key[0] = '\0';
@@ -647,7 +699,7 @@ static void scan_pod_dirs(struct svc_pods *ps)
 		o = key[0] ? model_get_key(ps->st->model, key) : NULL;
 		if (o && o->kind == KIND_POD && !strcmp(o->uid, de->d_name) &&
 		    !smap_get(&ps->by_uid, o->uid))
-			adopt_pod(ps, o, ip);
+			adopt_pod(ps, o, ip, gen);
 		else
 			remove_orphan(ps, de->d_name, dir);
 	}

@@ -164,7 +164,7 @@ void ctr_load(struct ctr_rt *c)
 		return;
 	each_kv(text, load_kv, c);
 	free(text);
-	if (c->backoff < 0 || c->backoff > c->pod->pods->cfg.backoff_max)
+	if (!(c->backoff >= 0 && c->backoff <= c->pod->pods->cfg.backoff_max)) /* NaN too */
 		c->backoff = c->pod->pods->cfg.backoff_max;
 }
 
@@ -320,6 +320,7 @@ static void schedule_restart(struct ctr_rt *c, double ran)
 /* The run ended: record it as lastState and restart by the pod's policy. */
 static void ctr_ended(struct ctr_rt *c, const struct lstate *s)
 {
+	struct pod_rt *p = c->pod;
 	struct ctr_run *run = &c->cur;
 	double now = (double)time(NULL);
 	bool start_error = c->start_error[0] || !strcmp(s->state, "error") || !s->state[0];
@@ -353,11 +354,12 @@ static void ctr_ended(struct ctr_rt *c, const struct lstate *s)
 		c->done = !c->pod->respec;
 	if (c->done || c->pod->deleting || c->pod->respec) {
 		ctr_save(c);
-		pod_check_stopped(c->pod);
+		/* A re-spec frees c (the pod's new containers replace it). */
+		pod_check_stopped(p);
 	} else {
 		schedule_restart(c, run->started > 0 ? run->finished - run->started : 0);
 	}
-	pod_publish(c->pod);
+	pod_publish(p);
 }
 
 static void ctr_exited(struct ctr_rt *c)
@@ -755,6 +757,7 @@ int ctr_start(struct ctr_rt *c)
 	pod = obj_to_json(o);
 	cs = pod ? ctr_spec(pod, c->name) : NULL;
 	c->state = CS_WAITING;
+	c->started = 0; /* the last run's: a failed start must not count it */
 	snprintf(c->reason, sizeof(c->reason), "ContainerCreating");
 	c->msg[0] = c->start_error[0] = '\0';
 	if (!cs) {
@@ -790,11 +793,8 @@ void ctr_adopt(struct ctr_rt *c)
 	char path[PATH_MAX + 8];
 	struct lstate s;
 
-	if (lstate_read(lstate_path(c, path, sizeof(path)), &s)) {
-		if (!c->done && ctr_start(c) == 0)
-			return;
-		return;
-	}
+	if (lstate_read(lstate_path(c, path, sizeof(path)), &s))
+		return; /* never started: pod_start() starts it */
 	if (!strcmp(s.state, "running") && s.shim > 0 && s.shim_start &&
 	    proc_start(s.shim) == s.shim_start && (c->pidfd = pidfd_open_(s.shim)) >= 0) {
 		c->shim = s.shim;
@@ -808,11 +808,13 @@ void ctr_adopt(struct ctr_rt *c)
 			(int)s.pid);
 		return;
 	}
-	if (c->done)
+	/* Learning how it ended restarts it: that needs the pod's network. */
+	if (c->done || !c->pod->net_up)
 		return;
-	if (!strcmp(s.state, "running")) { /* the shim is gone: so is the run */
-		if (s.pid > 0 && s.shim > 0 && proc_start(s.shim) == 0)
-			kill(s.pid, SIGKILL);
+	if (!strcmp(s.state, "running")) {
+		/* The shim is gone: so is the run (its init dies with it).  No
+		 * kill of s.pid: nothing guards it against reuse, and after a
+		 * reboot it names an unrelated process. */
 		snprintf(s.state, sizeof(s.state), "exited");
 		s.exit_code = 137;
 		s.signal = SIGKILL;
