@@ -27,7 +27,10 @@ struct logs_opts {
 	bool follow, previous;
 };
 
-/* The file of the run; *gone when the daemon no longer knows the pod. */
+#define LOG_NOT_YET 3 /* log_path: the pod is there, its log not yet */
+
+/* The file of the run: CTL_OK, LOG_NOT_YET, or CTL_ERROR (the pod is gone,
+ * or svcd cannot be asked). */
 static int log_path(struct ctl *ctl, const struct logs_opts *o, char *buf, size_t n, bool quiet)
 {
 	cJSON *req = cJSON_CreateObject(), *resp = NULL;
@@ -47,6 +50,9 @@ static int log_path(struct ctl *ctl, const struct logs_opts *o, char *buf, size_
 		if (k == CALL_OK && (path = ctl_json_str(resp, "path")) && strlen(path) < n) {
 			snprintf(buf, n, "%s", path);
 			r = CTL_OK;
+		} else if (k == CALL_REFUSED && quiet &&
+			   !strcmp(ctl_reason(resp), "ServiceUnavailable")) {
+			r = LOG_NOT_YET;
 		} else if (k == CALL_REFUSED && !quiet) {
 			ctl_print_refusal(resp, true);
 		}
@@ -92,7 +98,10 @@ static int follow(struct ctl *ctl, const struct logs_opts *o, char *path, int fd
 		if (++polls % 5)
 			continue;
 		char next[PATH_MAX];
-		if (log_path(ctl, o, next, sizeof(next), true))
+		int k = log_path(ctl, o, next, sizeof(next), true);
+		if (k == LOG_NOT_YET)
+			continue; /* restarting: its next log comes */
+		if (k)
 			break; /* the pod is gone */
 		if (strcmp(next, path)) {
 			copy_out(fd);

@@ -171,6 +171,8 @@ static const char *reason_for(int err)
 	case ENOSPC:
 	case EFBIG:
 		return "Invalid";
+	case EAGAIN:
+		return "ServiceUnavailable";
 	default:
 		return "Internal";
 	}

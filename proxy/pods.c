@@ -646,15 +646,19 @@ static void adopt_pod(struct svc_pods *ps, struct svc_obj *o, const char *ipstr,
 /* A pod directory of the last run whose pod is gone: kill, unwire, forget. */
 static void remove_orphan(struct svc_pods *ps, const char *uid, const char *dir)
 {
-	DIR *d = opendir(dir);
+	char cdir[PATH_MAX * 2];
 	struct dirent *de;
+	DIR *d;
+
+	snprintf(cdir, sizeof(cdir), "%s/containers", dir);
+	d = opendir(cdir);
 
 	svc_log(SVC_LOG_INFO, "pod %s: no longer exists; removing what is left of it", uid);
 	while (d && (de = readdir(d))) {
-		char path[PATH_MAX * 2];
+		char path[PATH_MAX * 2 + 300];
 		if (de->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "%s/%s/state", dir, de->d_name);
+		snprintf(path, sizeof(path), "%s/%s/state", cdir, de->d_name);
 		ctr_kill_state_file(path);
 	}
 	if (d)
@@ -905,8 +909,8 @@ int pods_log_path(struct svc_pods *ps, const char *ns, const char *name, const c
 				"previous terminated container \"%s\" in pod \"%s\" not found",
 				c->name, name);
 	snprintf(buf, n, "%s/logs/%s/%d.log", p->dir, c->name, c->restarts - (previous ? 1 : 0));
-	if (stat(buf, &sb))
-		return svc_errf(e, ENOENT, "container \"%s\" in pod \"%s\" has no log yet%s%s%s",
+	if (stat(buf, &sb)) /* EAGAIN: not yet, unlike a pod that is gone */
+		return svc_errf(e, EAGAIN, "container \"%s\" in pod \"%s\" has no log yet%s%s%s",
 				c->name, name, c->reason[0] ? " (" : "", c->reason,
 				c->reason[0] ? ")" : "");
 	return 0;

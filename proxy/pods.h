@@ -6,9 +6,12 @@
  * Kubernetes-shaped status through state_pod_status().
  *
  * Everything it needs to find again after a crash is a file under
- * <state-dir>/pods/<uid>/: the pod's key and address, per container the
- * launcher's state file (shim pid, container pid, exit status) and the
- * restart count.  A restarted svcd adopts the shims still running, learns
+ * <state-dir>/pods/<uid>/: `pod` (the pod's key, spec generation and
+ * address), `etc/` (hosts, resolv.conf, hostname bound into the
+ * containers), `logs/<container>/<restart>.log`, and per container
+ * `containers/<name>/` with the launcher's state file (shim pid, container
+ * pid, exit status), `status` (restart count, last state) and `scratch/`
+ * (the overlay's writable layer).  A restarted svcd adopts the shims still running, learns
  * the exit status of the containers that ended while it was away, and
  * removes whatever belongs to no pod: namespaces, veths, addresses,
  * cgroups and directories. */

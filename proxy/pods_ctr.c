@@ -32,7 +32,7 @@ static int pidfd_open_(pid_t pid)
 
 const char *ctr_dir(const struct ctr_rt *c, char *buf, size_t n)
 {
-	snprintf(buf, n, "%s/%s", c->pod->dir, c->name);
+	snprintf(buf, n, "%s/containers/%s", c->pod->dir, c->name);
 	return buf;
 }
 
@@ -135,7 +135,7 @@ static void load_kv(void *ctx, const char *k, const char *v)
 	struct ctr_run *r = &c->last;
 
 	if (!strcmp(k, "restarts"))
-		c->restarts = atoi(v) < 0 ? 0 : atoi(v);
+		c->restarts = atoi(v) < 0 ? 0 : atoi(v) > 1000000 ? 1000000 : atoi(v);
 	else if (!strcmp(k, "backoff"))
 		c->backoff = strtod(v, NULL);
 	else if (!strcmp(k, "done"))
@@ -706,6 +706,14 @@ static int spawn(struct ctr_rt *c, struct argv *a)
 	c->shim_start = proc_start(pid);
 	c->sync_fd = pfd[0];
 	c->pidfd = pidfd_open_(pid);
+	if (c->pidfd < 0) { /* nothing would tell us it ended: do not run it */
+		r = errno;
+		kill(pid, SIGKILL);
+		close(c->sync_fd);
+		c->sync_fd = -1;
+		c->shim = 0;
+		return -r;
+	}
 	fcntl(c->sync_fd, F_SETFL, O_NONBLOCK);
 	return 0;
 }

@@ -120,7 +120,7 @@ pod_http() {
 ctr_init_pid() {
 	local uid
 	uid=$(pod_uid "$1") || return 1
-	sed -n 's/^pid=//p' "$T/state/pods/$uid/${2:-web}/state"
+	sed -n 's/^pid=//p' "$T/state/pods/$uid/containers/${2:-web}/state"
 }
 
 # ctr_app_pid NAME: the command the init started (its only child).
