@@ -146,14 +146,27 @@ pod_gone_everywhere() {
 }
 
 # node_uplink: give the node (a namespace) what a real node has, an uplink
-# with a default route (a veth whose peer stays in the node: this kernel
-# has no dummy driver), so that the node's own
-# connections to a ClusterIP are routed and reach the nftables hooks.
+# with a default route, here to a namespace $EXT standing for the world
+# outside the cluster (192.0.2.254; the node is 192.0.2.1).  The node's own
+# connections to a ClusterIP are then routed, and reach the nftables hooks.
 node_uplink() {
 	[ -n "${NODE:-}" ] || ns_new NODE
-	nsx "$NODE" ip link add up0 type veth peer name up0p || fail "cannot add the node's uplink"
+	ns_new EXT
+	ip link add up0 netns "$NODE" type veth peer name ext0 netns "$EXT" ||
+		fail "cannot add the node's uplink"
 	nsx "$NODE" ip addr add 192.0.2.1/24 dev up0
-	nsx "$NODE" ip link set up0p up
 	nsx "$NODE" ip link set up0 up
-	nsx "$NODE" ip route add default via 192.0.2.254 dev up0 onlink
+	nsx "$NODE" ip route add default via 192.0.2.254
+	nsx "$EXT" ip addr add 192.0.2.254/24 dev ext0
+	nsx "$EXT" ip link set ext0 up
+}
+
+# ext_whoami_server: an HTTP server in $EXT on port 9000 whose
+# /cgi-bin/ip answers the client's address as the server sees it.
+ext_whoami_server() {
+	mkdir -p "$T/ext/cgi-bin"
+	printf '#!/bin/sh\necho "Content-Type: text/plain"\necho\necho "$REMOTE_ADDR"\n' \
+		>"$T/ext/cgi-bin/ip"
+	chmod +x "$T/ext/cgi-bin/ip"
+	nsx_bg "$EXT" busybox httpd -f -p 192.0.2.254:9000 -h "$T/ext"
 }

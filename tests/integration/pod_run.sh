@@ -6,6 +6,9 @@
 # the pod itself (hairpin); killing the container restarts it; logs show
 # its output; deleting a pod leaves nothing behind.
 #
+#   +-- ext: $EXT 192.0.2.254 (whoami :9000) --+
+#   +------------------+-----------------------+
+#                      | up0 192.0.2.1 (default route)
 #   +-- node: $NODE (svcd, nftables) ----------------------------------+
 #   |   svcd0 10.244.0.1/24   service web: VIP:80 -> app=web :http      |
 #   +--------+---------------------------------+------------------------+
@@ -66,6 +69,13 @@ assert_eq "$(http_get "http://$vip/")" web "node -> VIP"
 assert_eq "$(pod_http other "http://$vip/")" web "pod -> VIP -> other pod"
 assert_eq "$(pod_http other "http://$ip_web:8080/")" web "pod -> pod"
 assert_eq "$(pod_http web "http://$vip/")" web "hairpin: pod -> VIP -> itself"
+
+# Egress: leaving the cluster CIDR, a pod's traffic carries the node's
+# address (the world outside has no route to the pods).
+ext_whoami_server
+wait_for 10 pod_http other "http://192.0.2.254:9000/cgi-bin/ip"
+assert_eq "$(pod_http other "http://192.0.2.254:9000/cgi-bin/ip")" 192.0.2.1 \
+	"egress is masqueraded"
 
 # Logs.
 wait_for 5 eval 'svcctl logs web | grep -q "^started web$"'
