@@ -140,6 +140,7 @@ static int nlk_open_in(struct nlk *k, const char *path)
 {
 	int self = open(SELF_NS, O_RDONLY | O_CLOEXEC), fd = -1, r = 0;
 
+	k->sk = NULL;
 	if (self < 0 || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || setns(fd, CLONE_NEWNET))
 		r = -errno;
 	else {
@@ -945,8 +946,10 @@ int podnet_add(struct podnet *pn, const char *id, struct in_addr ip, struct svc_
 		if ((r = teardown(pn, id, host, path, e)))
 			return svc_err_ctx(e, "redoing pod %s", id);
 	}
-	if ((r = wire(pn, id, host, path, ip, e)) && teardown(pn, id, host, path, &e2))
-		svc_err_ctx(e, "(and left parts behind: %s)", e2.msg);
+	if ((r = wire(pn, id, host, path, ip, e)) && teardown(pn, id, host, path, &e2)) {
+		size_t n = strlen(e->msg);
+		snprintf(e->msg + n, sizeof(e->msg) - n, " (and left parts behind: %s)", e2.msg);
+	}
 	return r;
 }
 
@@ -975,23 +978,6 @@ static struct podnet_entry *plist_get(struct plist *pl, const char *id)
 	return &pl->v[pl->n++];
 }
 
-/* The address of eth0 in the namespace at path; 0 when it has none. */
-static struct in_addr netns_ip(const char *path)
-{
-	struct addr_find a = {0};
-	struct rtnl_link *l = NULL;
-	struct nlk k;
-
-	if (nlk_open_in(&k, path))
-		return a.ip;
-	if (!kerr(&k, rtnl_link_get_kernel(k.sk, 0, POD_IF, &l))) {
-		pod_addr(&k, rtnl_link_get_ifindex(l), &a);
-		rtnl_link_put(l);
-	}
-	nlk_close(&k);
-	return a.ip;
-}
-
 static int list_netns(struct podnet *pn, struct plist *pl, struct svc_err *e)
 {
 	DIR *d = opendir(pn->netns_dir);
@@ -1011,8 +997,7 @@ static int list_netns(struct podnet *pn, struct plist *pl, struct svc_err *e)
 			closedir(d);
 			return svc_errf(e, ENOMEM, "out of memory");
 		}
-		if ((ent->has_netns = ns_mounted(path)))
-			ent->ip = netns_ip(path);
+		ent->has_netns = ns_mounted(path);
 	}
 	closedir(d);
 	return 0;

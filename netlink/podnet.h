@@ -73,15 +73,13 @@ void podnet_veth_name(const char *id, char out[static IFNAMSIZ]);
 
 /* What exists: each svcd namespace file in netns_dir (name starting with
  * PODNET_ID_PREFIX; has_netns when it is a live namespace, not a file left
- * unmounted; ip when its eth0 has an IPv4 address) and each veth on the node
- * whose alias starts with "svcd:", for the start-up reconciliation: one
- * entry per id.  The callback returns 0 to go on; anything else stops the
- * walk and is returned. */
+ * unmounted) and each veth on the node whose alias starts with "svcd:", for
+ * the start-up reconciliation: one entry per id.  The callback returns 0 to go on; anything else
+ * stops the walk and is returned. */
 struct podnet_entry {
 	char id[64];
 	bool has_netns;
 	bool has_veth;
-	struct in_addr ip; /* 0 when unknown */
 };
 typedef int (*podnet_entry_fn)(const struct podnet_entry *ent, void *ctx);
 int podnet_list(struct podnet *pn, podnet_entry_fn fn, void *ctx, struct svc_err *e);

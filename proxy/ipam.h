@@ -53,7 +53,7 @@ int ipam_alloc(struct ipam *ip, const char *owner, struct in_addr *out, struct s
 int ipam_claim(struct ipam *ip, const char *owner, struct in_addr addr, struct svc_err *e);
 /* 0 and *out when owner has an address, -ENOENT otherwise. */
 int ipam_lookup(const struct ipam *ip, const char *owner, struct in_addr *out);
-/* Free owner's address (file removed, directory fsynced); absent is fine. */
+/* Free owner's address (file removed, not fsynced); absent is fine. */
 int ipam_release(struct ipam *ip, const char *owner, struct svc_err *e);
 /* Free every allocation whose owner `keep` rejects; returns how many were
  * freed, or -errno. */

@@ -327,16 +327,14 @@ struct seen {
 static int on_entry(const struct podnet_entry *ent, void *ctx)
 {
 	struct seen *s = ctx;
-	char ip[INET_ADDRSTRLEN];
 
-	inet_ntop(AF_INET, &ent->ip, ip, sizeof(ip));
 	s->n++;
 	if (!strcmp(ent->id, "svcd-pod1"))
-		s->pod1 = ent->has_netns && ent->has_veth && !strcmp(ip, "10.244.0.2");
+		s->pod1 = ent->has_netns && ent->has_veth;
 	else if (!strcmp(ent->id, "svcd-pod2"))
-		s->pod2 = ent->has_netns && ent->has_veth && !strcmp(ip, "10.244.0.3");
+		s->pod2 = ent->has_netns && ent->has_veth;
 	else if (!strcmp(ent->id, "svcd-ghost"))
-		s->ghost = !ent->has_netns && ent->has_veth && !ent->ip.s_addr;
+		s->ghost = !ent->has_netns && ent->has_veth;
 	else
 		s->other++;
 	return 0;
@@ -404,9 +402,19 @@ static void test_cleanup(struct podnet *pn)
 	CHECK(podnet_cleanup(&c, &e) == 0); /* nothing left: fine */
 }
 
+/* The network namespace of the calling thread, which every podnet call,
+ * failed ones included, must leave as it found it. */
+static ino_t self_ns(void)
+{
+	struct stat st;
+
+	return stat("/proc/thread-self/ns/net", &st) ? 0 : st.st_ino;
+}
+
 int main(void)
 {
 	struct podnet *pn = NULL;
+	ino_t ns;
 
 	if (geteuid() != 0) {
 		printf("test_podnet: skipped (not root)\n");
@@ -416,12 +424,16 @@ int main(void)
 		perror("test_podnet: private namespaces");
 		return 1;
 	}
+	ns = self_ns();
 	test_open(&pn);
 	test_add(pn);
+	CHECK(self_ns() == ns);
 	test_errors(pn);
+	CHECK(self_ns() == ns);
 	test_list(pn);
 	test_del(pn);
 	test_cleanup(pn);
+	CHECK(self_ns() == ns && ns);
 	podnet_close(pn);
 	remove_tree(AT_FDCWD, root);
 	return UNIT_DONE("test_podnet");
