@@ -81,7 +81,7 @@ int file_replace(int dirfd, const char *name, const void *data, size_t len, mode
 		unlinkat(dirfd, tmp, 0);
 		return svc_errf(e, r, "renaming %s to %s: %s", tmp, name, strerror(r));
 	}
-	if (fsync(dirfd))
+	if (sync && fsync(dirfd))
 		return svc_errf(e, errno, "fsync of the directory of %s: %s", name,
 				strerror(errno));
 	return 0;
@@ -133,14 +133,43 @@ int file_read_all(int dirfd, const char *name, size_t max, char **out, size_t *l
 	return 0;
 }
 
-static int remove_children(int fd, dev_t dev, int depth)
+/* The descent holds a descriptor per level; a deeper directory is moved up
+ * to the top of the tree (a rename on the same filesystem) and removed in a
+ * later pass, so that a tree of any depth goes (an image layer's, a
+ * container's files). */
+#define RM_DEPTH 64
+
+struct rm {
+	int top; /* the tree's top directory, where deep ones are moved */
+	dev_t dev;
+	unsigned long moved; /* names for the moved ones */
+	bool again;	     /* some were moved this pass */
+};
+
+/* Move fd/name to the top under a name of its own: only an empty directory
+ * of this same tree can be in the way (rename replaces nothing else). */
+static int rm_move_up(struct rm *rm, int fd, const char *name)
+{
+	char up[32];
+
+	for (int tries = 0; tries < 100; tries++) {
+		snprintf(up, sizeof(up), ".rm-deep-%lu", ++rm->moved);
+		if (!renameat(fd, name, rm->top, up)) {
+			rm->again = true;
+			return 0;
+		}
+		if (errno != EEXIST && errno != ENOTEMPTY && errno != ENOTDIR)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
+static int remove_children(int fd, struct rm *rm, int depth)
 {
 	DIR *d;
 	struct dirent *de;
 	int r = 0;
 
-	if (depth > 256)
-		return -ELOOP;
 	d = fdopendir(fd);
 	if (!d) {
 		close(fd);
@@ -154,17 +183,22 @@ static int remove_children(int fd, dev_t dev, int depth)
 		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW))
 			continue;
 		if (S_ISDIR(st.st_mode)) {
-			int sub;
+			int sub, k;
 
-			if (st.st_dev != dev) {
+			if (st.st_dev != rm->dev) {
 				r = -EBUSY;
+				continue;
+			}
+			if (depth >= RM_DEPTH) {
+				if ((k = rm_move_up(rm, fd, de->d_name)) && !r)
+					r = k;
 				continue;
 			}
 			sub =
 			    openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (sub < 0)
 				continue;
-			int k = remove_children(sub, dev, depth + 1);
+			k = remove_children(sub, rm, depth + 1);
 			if (k && !r)
 				r = k;
 			if (unlinkat(fd, de->d_name, AT_REMOVEDIR) && !r)
@@ -179,17 +213,28 @@ static int remove_children(int fd, dev_t dev, int depth)
 
 int remove_tree(int dirfd, const char *name)
 {
+	struct rm rm = {.top = -1};
 	struct stat st;
-	int fd, r;
+	int r = 0;
 
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW))
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISDIR(st.st_mode))
 		return unlinkat(dirfd, name, 0) && errno != ENOENT ? -errno : 0;
-	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	r = remove_children(fd, st.st_dev, 0);
+	rm.dev = st.st_dev;
+	do { /* until no pass moves anything up */
+		int fd, k;
+
+		rm.again = false;
+		rm.top = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (rm.top < 0)
+			return -errno;
+		fd = fcntl(rm.top, F_DUPFD_CLOEXEC, 0);
+		k = fd < 0 ? -errno : remove_children(fd, &rm, 1);
+		if (k && !r)
+			r = k;
+		close(rm.top);
+	} while (rm.again);
 	if (unlinkat(dirfd, name, AT_REMOVEDIR) && errno != ENOENT && !r)
 		r = -errno;
 	return r;
