@@ -29,8 +29,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MEMBER_MAX  (64ull << 30) /* one member of the archive or of a layer */
+#define IMPORT_MAX  (64ull << 30) /* data unpacked in all: the archive's and every layer's */
 #define ENTRIES_MAX 1000000	  /* members of the archive or of one layer */
+#define LAYERS_MAX  128		  /* as Docker's overlay2 */
 #define INDEX_DEPTH 4		  /* OCI indexes pointing to indexes */
 
 #if defined(__x86_64__)
@@ -44,8 +45,6 @@
 #else
 #define HOST_ARCH ""
 #endif
-
-static const struct tar_limits limits = {.max_size = MEMBER_MAX, .max_entries = ENTRIES_MAX};
 
 /* A tar byte source over a file, hashing what it reads when asked to. */
 struct src {
@@ -64,6 +63,7 @@ struct import {
 	char id[65];
 	char **layers;
 	size_t n_layers;
+	uint64_t budget; /* of IMPORT_MAX, what is left */
 };
 
 static ssize_t src_read(void *ctx, void *buf, size_t n)
@@ -186,6 +186,8 @@ static int add_layer(struct import *im, const char *path, const char *where, str
 
 	if (unpack_clean_path(path, clean) || !*clean)
 		return svc_errf(e, EINVAL, "%s: bad layer name \"%.200s\"", where, path);
+	if (im->n_layers >= LAYERS_MAX)
+		return svc_errf(e, EINVAL, "%s: more than %d layers", where, LAYERS_MAX);
 	if (!(v = realloc(im->layers, (im->n_layers + 1) * sizeof(*v))))
 		return svc_errf(e, ENOMEM, "out of memory");
 	im->layers = v;
@@ -399,6 +401,25 @@ static int load_config(struct import *im, struct svc_err *e)
 	return r ? svc_err_ctx(e, "image config %s", im->config_path) : 0;
 }
 
+/* Unpack the tar stream of s under rootfd, within what is left of the
+ * import's budget: the archive and all its layers together (a gzip layer of
+ * a few megabytes may inflate to terabytes). */
+static int unpack_src(struct import *im, struct src *s, int rootfd, enum unpack_mode mode,
+		      struct svc_err *e)
+{
+	struct tar_limits lim = {
+	    .max_size = im->budget, .max_total = im->budget, .max_entries = ENTRIES_MAX};
+	struct tar *t = NULL;
+	int r = tar_open(&t, src_read, s, &lim, e);
+
+	if (!r) {
+		r = unpack_tar(rootfd, t, mode, e);
+		im->budget -= tar_total(t);
+	}
+	tar_close(t);
+	return r;
+}
+
 /* Read what the tar reader left (end-of-archive padding) into the hash. */
 static int drain(struct src *s)
 {
@@ -415,7 +436,6 @@ static int apply_layer(struct import *im, const char *path, struct svc_err *e)
 	char hex[65], got[65];
 	struct sha256 h;
 	struct src s = {.fd = unpack_open(im->archfd, path, O_RDONLY)};
-	struct tar *t = NULL;
 	int r;
 
 	if (s.fd < 0)
@@ -425,14 +445,11 @@ static int apply_layer(struct import *im, const char *path, struct svc_err *e)
 		sha256_init(&h);
 		s.hash = &h;
 	}
-	r = tar_open(&t, src_read, &s, &limits, e);
-	if (!r)
-		r = unpack_tar(im->rootfd, t, UNPACK_LAYER, e);
+	r = unpack_src(im, &s, im->rootfd, UNPACK_LAYER, e);
 	if (!r && s.hash && (r = drain(&s)))
 		svc_errf(e, -r, "reading: %s", strerror(-r));
 	if (!r && s.hash && (sha256_hex(&h, got), strcmp(got, hex)))
 		r = svc_errf(e, EINVAL, "digest mismatch (content is sha256:%s)", got);
-	tar_close(t);
 	close(s.fd);
 	return r;
 }
@@ -577,15 +594,11 @@ static int make_tmp(struct import *im, struct svc_err *e)
 static int unpack_archive(struct import *im, struct svc_err *e)
 {
 	struct src s = {.fd = open(im->archive, O_RDONLY | O_CLOEXEC)};
-	struct tar *t = NULL;
 	int r;
 
 	if (s.fd < 0)
 		return svc_errf(e, errno, "%s: %s", im->archive, strerror(errno));
-	r = tar_open(&t, src_read, &s, &limits, e);
-	if (!r)
-		r = unpack_tar(im->archfd, t, UNPACK_PLAIN, e);
-	tar_close(t);
+	r = unpack_src(im, &s, im->archfd, UNPACK_PLAIN, e);
 	close(s.fd);
 	return r ? svc_err_ctx(e, "%s", im->archive) : 0;
 }
@@ -611,8 +624,12 @@ static void import_free(struct import *im)
 int image_import(const char *dir, const char *ref, const char *archive, char id_out[65],
 		 struct svc_err *e)
 {
-	struct import im = {
-	    .st = {-1, -1}, .archive = archive, .tmpfd = -1, .archfd = -1, .rootfd = -1};
+	struct import im = {.st = {-1, -1},
+			    .archive = archive,
+			    .tmpfd = -1,
+			    .archfd = -1,
+			    .rootfd = -1,
+			    .budget = IMPORT_MAX};
 	int r = image_ref_normalize(ref, im.ref, sizeof(im.ref), e);
 
 	if (!r)

@@ -21,7 +21,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,12 +30,19 @@
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define MAX_GROUPS   64
 
+/* No device cgroup limits what the container opens, and CAP_MKNOD is in the
+ * default set: so its root (with the image's own nodes) and /dev are nodev,
+ * and these nodes in /dev are the host's, bound there. */
+static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+#define N_DEV_NODES (sizeof(dev_nodes) / sizeof(dev_nodes[0]))
+
 struct init {
 	const struct sr_opts *o;
 	const struct sr_init_fds *fds;
-	char root[PATH_MAX]; /* the new root, until pivot_root */
-	int *trees;	     /* per --bind: a detached copy of its source */
-	bool *tree_dir;	     /* per --bind: the source is a directory */
+	char root[PATH_MAX];	    /* the new root, until pivot_root */
+	int dev_trees[N_DEV_NODES]; /* a detached copy of each host node */
+	int *trees;		    /* per --bind: a detached copy of its source */
+	bool *tree_dir;		    /* per --bind: the source is a directory */
 	uid_t uid;
 	gid_t gid;
 	gid_t groups[MAX_GROUPS];
@@ -200,7 +206,7 @@ int sr_overlay_make(const struct sr_opts *o, struct sr_err *e)
 	    fsconfig(fs, FSCONFIG_SET_STRING, "workdir", work, 0) == 0 &&
 	    fsconfig(fs, FSCONFIG_SET_FLAG, "volatile", NULL, 0) == 0 &&
 	    fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
-		mnt = fsmount(fs, FSMOUNT_CLOEXEC, 0);
+		mnt = fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NODEV);
 	err = errno;
 	if (fs >= 0)
 		close(fs);
@@ -278,8 +284,11 @@ static int step_rootfs(struct init *in, struct sr_err *e)
 	int fd;
 
 	if (!o->scratch) {
+		struct mount_attr nodev = {.attr_set = MOUNT_ATTR_NODEV};
+
 		snprintf(in->root, sizeof(in->root), "%s", o->rootfs);
-		if (mount(o->rootfs, o->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+		if (mount(o->rootfs, o->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+		    mount_setattr(AT_FDCWD, o->rootfs, AT_RECURSIVE, &nodev, sizeof(nodev)) < 0)
 			return sr_fail(e, "mount", errno, "%s", o->rootfs);
 		return 0;
 	}
@@ -366,26 +375,35 @@ static int step_proc(struct init *in, struct sr_err *e)
 }
 
 static const struct {
-	const char *name;
-	unsigned int major, minor;
-} dev_nodes[] = {
-    {"null", 1, 3},   {"zero", 1, 5},	 {"full", 1, 7},
-    {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
-};
-
-static const struct {
 	const char *name, *target;
 } dev_links[] = {
     {"fd", "/proc/self/fd"},	   {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
     {"stderr", "/proc/self/fd/2"}, {"ptmx", "pts/ptmx"},
 };
 
-static int dev_populate(int dir, struct sr_err *e)
+/* Before pivot_root: detached copies of the host's nodes. */
+static int step_dev_open(struct init *in, struct sr_err *e)
 {
-	for (size_t i = 0; i < sizeof(dev_nodes) / sizeof(dev_nodes[0]); i++)
-		if (mknodat(dir, dev_nodes[i].name, S_IFCHR | 0666,
-			    makedev(dev_nodes[i].major, dev_nodes[i].minor)) < 0)
-			return sr_fail(e, "dev", errno, "mknod /dev/%s", dev_nodes[i].name);
+	char path[32];
+
+	for (size_t i = 0; i < N_DEV_NODES; i++) {
+		snprintf(path, sizeof(path), "/dev/%s", dev_nodes[i]);
+		in->dev_trees[i] = open_tree(AT_FDCWD, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		if (in->dev_trees[i] < 0)
+			return sr_fail(e, "dev", errno, "%s", path);
+	}
+	return 0;
+}
+
+static int dev_populate(struct init *in, int dir, struct sr_err *e)
+{
+	for (size_t i = 0; i < N_DEV_NODES; i++) {
+		if (mknodat(dir, dev_nodes[i], S_IFREG | 0666, 0) < 0 ||
+		    move_mount(in->dev_trees[i], "", dir, dev_nodes[i], MOVE_MOUNT_F_EMPTY_PATH) <
+			0)
+			return sr_fail(e, "dev", errno, "/dev/%s", dev_nodes[i]);
+		close(in->dev_trees[i]);
+	}
 	for (size_t i = 0; i < sizeof(dev_links) / sizeof(dev_links[0]); i++)
 		if (symlinkat(dev_links[i].target, dir, dev_links[i].name) < 0)
 			return sr_fail(e, "dev", errno, "/dev/%s", dev_links[i].name);
@@ -399,13 +417,13 @@ static int step_dev(struct init *in, struct sr_err *e)
 {
 	int dir, rc;
 
-	if (mount_at("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k") <
-	    0)
+	if (mount_at("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME,
+		     "mode=755,size=65536k") < 0)
 		return sr_fail(e, "dev", errno, "/dev");
 	dir = open("/dev", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return sr_fail(e, "dev", errno, "/dev");
-	rc = dev_populate(dir, e);
+	rc = dev_populate(in, dir, e);
 	close(dir);
 	if (rc)
 		return rc;
@@ -889,10 +907,10 @@ static int step_wait_go(struct init *in, struct sr_err *e)
 
 /* The set-up, in order.  Each step does nothing when it has nothing to do. */
 static int (*const steps[])(struct init *in, struct sr_err *e) = {
-    step_stdio, step_netns, step_private,      step_rootfs,   step_bind_open,	step_pivot,
-    step_proc,	step_dev,   step_sys,	       step_mask,     step_bind_attach, step_hostname,
-    step_user,	step_env,   step_cwd_make,     step_bounding, step_setuser,	step_capset,
-    step_chdir, step_nnp,   step_parent_death, step_wait_go,  step_title,
+    step_stdio,	   step_netns, step_private, step_rootfs,	step_bind_open, step_dev_open,
+    step_pivot,	   step_proc,  step_dev,     step_sys,		step_mask,	step_bind_attach,
+    step_hostname, step_user,  step_env,     step_cwd_make,	step_bounding,	step_setuser,
+    step_capset,   step_chdir, step_nnp,     step_parent_death, step_wait_go,	step_title,
 };
 
 /* ---- the command ---------------------------------------------------------------- */

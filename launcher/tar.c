@@ -61,7 +61,7 @@ struct tar {
 	z_stream z;
 	uint64_t off;	      /* uncompressed bytes consumed */
 	uint64_t remain, pad; /* of the current member */
-	uint64_t n_hdr;
+	uint64_t n_hdr, total;
 	bool done;
 	struct svc_err fail; /* the sticky error */
 	struct pending pend;
@@ -350,6 +350,17 @@ static void pending_clear(struct pending *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/* All data read (members', pax and GNU headers') counts against max_total:
+ * gzip inflates a thousandfold, so each member's bound alone is not one. */
+static int account(struct tar *t, uint64_t at, uint64_t size, struct svc_err *e)
+{
+	if (size > t->lim.max_total - t->total)
+		return fail(t, e, at, EFBIG, "more than %" PRIu64 " bytes of data in all",
+			    t->lim.max_total);
+	t->total += size;
+	return 0;
+}
+
 /* The data of a pax or GNU header, NUL-terminated, padding skipped. */
 static int meta_data(struct tar *t, struct cur *c, uint64_t at, uint64_t max, char **out,
 		     size_t *len, struct svc_err *e)
@@ -364,6 +375,8 @@ static int meta_data(struct tar *t, struct cur *c, uint64_t at, uint64_t max, ch
 	if (size < 0 || (uint64_t)size > max)
 		return fail(t, e, at, EFBIG, "extended header of %" PRId64 " bytes is too large",
 			    size);
+	if ((r = account(t, at, (uint64_t)size, e)))
+		return r;
 	if (!(buf = malloc((size_t)size + 1)))
 		return fail(t, e, at, ENOMEM, "out of memory");
 	k = stream_full(t, (uint8_t *)buf, (size_t)size, e);
@@ -509,6 +522,8 @@ static int skip_meta(struct tar *t, struct cur *c, uint64_t at, struct svc_err *
 	if (size < 0 || (uint64_t)size > t->lim.max_size)
 		return fail(t, e, at, EFBIG, "extended header of %" PRId64 " bytes is too large",
 			    size);
+	if ((r = account(t, at, (uint64_t)size, e)))
+		return r;
 	return stream_skip(t, ((uint64_t)size + BLOCK - 1) / BLOCK * BLOCK, at, e);
 }
 
@@ -644,7 +659,7 @@ static int entry_numbers(struct tar *t, struct cur *c, uint64_t at, struct svc_e
 		return fail(t, e, at, EFBIG,
 			    "member %s: %" PRIu64 " bytes, more than the limit of %" PRIu64,
 			    t->path, en->size, t->lim.max_size);
-	return 0;
+	return account(t, at, en->size, e);
 }
 
 static int make_entry(struct tar *t, struct cur *c, char flag, uint64_t at, uint64_t first,
@@ -780,9 +795,9 @@ ssize_t tar_read(struct tar *t, void *buf, size_t n, struct svc_err *e)
 	return k;
 }
 
-int tar_is_gzip(const struct tar *t)
+uint64_t tar_total(const struct tar *t)
 {
-	return t->gz;
+	return t->total;
 }
 
 int tar_open(struct tar **out, tar_read_fn fn, void *ctx, const struct tar_limits *lim,

@@ -32,6 +32,7 @@ struct tar_entry {
 
 struct tar_limits {
 	uint64_t max_size;    /* of one member's data */
+	uint64_t max_total;   /* of all data together, the pax and GNU headers' too */
 	uint64_t max_entries; /* headers, the pax and GNU ones included */
 };
 
@@ -44,7 +45,7 @@ int tar_open(struct tar **out, tar_read_fn fn, void *ctx, const struct tar_limit
 int tar_next(struct tar *t, const struct tar_entry **ent, struct svc_err *e);
 /* Read the current member's data: up to n bytes, 0 once it is all read. */
 ssize_t tar_read(struct tar *t, void *buf, size_t n, struct svc_err *e);
-/* Whether the input was gzip-compressed (known once tar_next was called). */
-int tar_is_gzip(const struct tar *t);
+/* The data read or skipped so far: what counts against max_total. */
+uint64_t tar_total(const struct tar *t);
 void tar_close(struct tar *t);
 #endif

@@ -39,7 +39,8 @@ static ssize_t mem_read(void *ctx, void *buf, size_t n)
 /* Returns the number of members, or the error. */
 static int read_all(const uint8_t *data, size_t size)
 {
-	static const struct tar_limits lim = {.max_size = 1 << 20, .max_entries = 4096};
+	static const struct tar_limits lim = {
+	    .max_size = 1 << 20, .max_total = 4 << 20, .max_entries = 4096};
 	struct mem m = {data, size, 0};
 	const struct tar_entry *en;
 	struct svc_err e = {0};
@@ -64,6 +65,8 @@ static int read_all(const uint8_t *data, size_t size)
 	}
 	if (r < 0 && (tar_next(t, &en, &e) != r || !e.msg[0]))
 		abort(); /* the error sticks and says something */
+	if (tar_total(t) > lim.max_total)
+		abort();
 	tar_close(t);
 	return r < 0 ? r : n;
 }

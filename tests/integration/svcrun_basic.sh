@@ -38,6 +38,7 @@ staff:x:50:nobody
 nogroup:x:65534:
 EOF
 echo "from the host" >"$T/hosts"
+mknod "$ROOTFS/imgnull" c 1 3 # a device node the image holds
 find "$ROOTFS" | sort >"$T/rootfs.before"
 
 # sr ARGS...: svcrun run --rootfs $ROOTFS ARGS; sets RC, OUT (stdout), ERR
@@ -139,6 +140,15 @@ sr_ok -- sh -c 'for d in null zero full random urandom tty; do test -c /dev/$d |
 	grep -q "^shm /dev/shm tmpfs" /proc/mounts || echo "/dev/shm is no tmpfs"
 	grep -q "^devpts /dev/pts devpts" /proc/mounts || echo "/dev/pts is no devpts"'
 assert_eq "$OUT" "" "/dev"
+# No device cgroup: a node of the image, or one the container makes (CAP_MKNOD
+# is in the default set), must not open, on the root (overlay or not) nor in /dev.
+for scratch in "" "--scratch $T/s-dev"; do
+	# shellcheck disable=SC2086 # $scratch is empty or two words
+	sr_ok $scratch -- sh -c 'mknod /made c 1 3 && mknod /dev/made c 1 3 || echo "mknod failed"
+		for n in /imgnull /made /dev/made; do echo x 2>/dev/null >$n && echo "$n opens"; done
+		rm /made /dev/made'
+	assert_eq "$OUT" "" "device nodes unusable (${scratch:-no scratch})"
+done
 sr_ok -- sh -c 'touch /sys/x 2>/dev/null && echo "/sys is writable"
 	grep -q "^sysfs /sys sysfs ro," /proc/mounts || echo "/sys not mounted read-only"
 	echo x 2>/dev/null >/proc/sys/kernel/core_pattern && echo "/proc/sys is writable"

@@ -20,6 +20,7 @@
 #include "fsutil.h"
 #include "image.h"
 #include "sha256.h"
+#include "tar.h"
 #include "unit.h"
 #include "util.h"
 
@@ -94,7 +95,7 @@ static void tw_link(struct sbuf *b, const char *name, char type, const char *tar
 /* A pax header giving the next member a long path. */
 static void tw_pax_path(struct sbuf *b, const char *path)
 {
-	char rec[600];
+	char rec[1000];
 	int n = (int)strlen(path) + 7, len = n + (n >= 98 ? 3 : 2);
 
 	snprintf(rec, sizeof(rec), "%d path=%s\n", len, path);
@@ -583,11 +584,65 @@ static void test_traversal(void)
 	teardown();
 }
 
+/* Whiteouts through a symlink to a host path (absolute: in the rootfs, that
+ * is) hide nothing outside: neither a file next to the store nor the store. */
+static void test_whiteout_escape(void)
+{
+	struct sbuf l[2] = {0};
+	struct svc_err e = {0};
+	char id[65], victim[128];
+
+	setup();
+	snprintf(victim, sizeof(victim), "%s/victim", top);
+	sbuf_adds(&l[1], "v");
+	write_file(victim, &l[1]);
+	l[1].len = 0;
+	tw_link(&l[0], "esc", '2', top);
+	tw_link(&l[0], "up", '2', "../../../../../../..");
+	tw_end(&l[0]);
+	tw_file(&l[1], "esc/.wh.victim", "");
+	tw_file(&l[1], "esc/.wh.store", "");
+	tw_file(&l[1], "up/.wh..wh..opq", "");
+	tw_end(&l[1]);
+	CHECK(import_layers(l, 2, id, &e) == 0);
+	CHECK_STR(e.msg, "");
+	CHECK(access(victim, F_OK) == 0);
+	CHECK(in_rootfs(id, "esc") && in_rootfs(id, "up"));
+	teardown();
+}
+
+/* Deeper than a descriptor per level allows to remove: a failed import and
+ * a removed image still leave nothing behind. */
+static void test_deep(void)
+{
+	struct sbuf l = {0};
+	struct svc_err e = {0};
+	char id[65], deep[700] = "";
+
+	setup();
+	for (int i = 0; i < 300; i++)
+		strcat(deep, "d/");
+	strcat(deep, "f");
+	tw_pax_path(&l, deep);
+	tw_file(&l, "ignored", "deep");
+	CHECK(import_layers(&l, 1, id, &e) == 0);
+	CHECK_STR(e.msg, "");
+	CHECK(in_rootfs(id, deep));
+	CHECK(image_remove(store, "img:1", &e) == 0);
+	CHECK_STR(e.msg, "");
+	CHECK(store_clean());
+	tw_pax_path(&l, deep);
+	tw_file(&l, "ignored", "deep");
+	tw_file(&l, "../x", "evil");
+	hostile(&l, "path leaves the root", id);
+	teardown();
+}
+
 /* The outer archive: only plain members, names inside it. */
 static void test_outer_hostile(void)
 {
 	struct svc_err e = {0};
-	struct sbuf b = {0};
+	struct sbuf b = {0}, man = {0};
 	char id[65];
 
 	setup();
@@ -620,6 +675,19 @@ static void test_outer_hostile(void)
 	CHECK(import("x", id, &e) < 0);
 	CHECK_STR(e.msg, "layer 1 (l.tar): missing from the archive");
 	CHECK(store_clean());
+	b.len = 0;
+	sbuf_adds(&man, "[{\"Config\":\"c.json\",\"Layers\":[\"l.tar\"");
+	for (int i = 0; i < 128; i++)
+		sbuf_adds(&man, ",\"l.tar\"");
+	sbuf_adds(&man, "]}]");
+	tw_file(&b, "manifest.json", man.p);
+	tw_file(&b, "c.json", "{}");
+	tw_end(&b);
+	write_file(arch, &b);
+	CHECK(import("x", id, &e) < 0);
+	CHECK_STR(e.msg, "manifest.json: more than 128 layers");
+	CHECK(store_clean());
+	sbuf_free(&man);
 	sbuf_free(&b);
 	teardown();
 }
@@ -792,6 +860,55 @@ static void test_list_remove(void)
 	teardown();
 }
 
+struct mem {
+	const struct sbuf *b;
+	size_t pos;
+};
+
+static ssize_t mem_read(void *ctx, void *buf, size_t n)
+{
+	struct mem *m = ctx;
+	size_t k = m->b->len - m->pos < n ? m->b->len - m->pos : n;
+
+	memcpy(buf, m->b->p + m->pos, k);
+	m->pos += k;
+	return (ssize_t)k;
+}
+
+/* Each member within max_size, all together over max_total: a gzip stream
+ * of a few bytes per member would otherwise inflate without bound. */
+static void test_tar_total(void)
+{
+	static const struct tar_limits lim = {
+	    .max_size = 1000, .max_total = 1500, .max_entries = 99};
+	const struct tar_entry *en;
+	struct sbuf b = {0}, gz = {0};
+	struct svc_err e = {0};
+	char data[600];
+	struct tar *t;
+
+	memset(data, 'x', sizeof(data));
+	data[sizeof(data) - 1] = '\0';
+	for (int i = 0; i < 3; i++)
+		tw_file(&b, "f", data);
+	tw_end(&b);
+	gzip_buf(&b, &gz);
+	for (int pass = 0; pass < 2; pass++) {
+		struct mem m = {pass ? &gz : &b, 0};
+		int n = 0, r;
+
+		CHECK(tar_open(&t, mem_read, &m, &lim, &e) == 0);
+		while ((r = tar_next(t, &en, &e)) > 0)
+			n++;
+		CHECK(n == 2 && r == -EFBIG);
+		CHECK_STR(e.msg, "offset 3072: more than 1500 bytes of data in all");
+		CHECK(tar_total(t) == 2 * 599);
+		tar_close(t);
+	}
+	sbuf_free(&b);
+	sbuf_free(&gz);
+}
+
 int main(void)
 {
 	test_ref_normalize();
@@ -799,10 +916,13 @@ int main(void)
 	test_oci_import();
 	test_whiteouts();
 	test_traversal();
+	test_whiteout_escape();
+	test_deep();
 	test_outer_hostile();
 	test_docker_links();
 	test_broken();
 	test_digest_mismatch();
 	test_list_remove();
+	test_tar_total();
 	return UNIT_DONE("test_image");
 }
