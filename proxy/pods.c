@@ -791,6 +791,20 @@ static void find_svcrun(struct svc_pods *ps)
 			"(give its path with --svcrun)");
 }
 
+/* The node's pods must be in the cluster CIDR: it is what decides which
+ * traffic is masqueraded on its way out. */
+static int pod_cidr_inside(const struct svc_pods *ps, const struct pods_config *cfg,
+			   struct svc_err *e)
+{
+	uint32_t mask = ps->cluster_prefix ? ~0u << (32 - ps->cluster_prefix) : 0;
+
+	if (ps->pod_prefix >= ps->cluster_prefix &&
+	    (ntohl(ps->pod_net.s_addr) & mask) == (ntohl(ps->cluster_net.s_addr) & mask))
+		return 0;
+	return svc_errf(e, EINVAL, "--pod-cidr %s is not inside --cluster-cidr %s", cfg->pod_cidr,
+			cfg->cluster_cidr);
+}
+
 int pods_open(struct ev_loop *loop, struct svc_state *st, const struct pods_config *cfg,
 	      struct svc_pods **out, struct svc_err *e)
 {
@@ -812,7 +826,7 @@ int pods_open(struct ev_loop *loop, struct svc_state *st, const struct pods_conf
 	if ((r = parse_cidr4(cfg->pod_cidr, &ps->pod_net, &ps->pod_prefix, "--pod-cidr", e)) ||
 	    (r = parse_cidr4(cfg->cluster_cidr, &ps->cluster_net, &ps->cluster_prefix,
 			     "--cluster-cidr", e)) ||
-	    (r = mkdir_p(ps->podsdir, 0700)) ||
+	    (r = pod_cidr_inside(ps, cfg, e)) || (r = mkdir_p(ps->podsdir, 0700)) ||
 	    (r = ipam_open(ipdir, ps->pod_net, ps->pod_prefix, &ps->ipam, e))) {
 		if (r && !e->code)
 			svc_errf(e, -r, "creating %s: %s", ps->podsdir, strerror(-r));
