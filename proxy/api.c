@@ -19,6 +19,7 @@
 
 #include "daemon.h"
 #include "image.h"
+#include "server.h"
 #include "util.h"
 
 #define MAX_REQUEST	  (64u << 20)
@@ -520,6 +521,39 @@ static int service_row(struct sbuf *b, const struct svc_obj *o)
 	return r;
 }
 
+/* The cluster DNS service, as Kubernetes lists it.  Shown, never stored:
+ * in the model the data plane would program it with no endpoints, which
+ * refuses connections to the address svcd itself answers on. */
+#define DNS_SVC_NS   "kube-system"
+#define DNS_SVC_NAME "kube-dns"
+
+static bool dns_row_wanted(const struct svcd *d, const char *ns)
+{
+	return d->dns && (!ns || !strcmp(ns, DNS_SVC_NS)) &&
+	       !model_get(d->st.model, KIND_SERVICE, DNS_SVC_NS, DNS_SVC_NAME);
+}
+
+static int dns_row(struct sbuf *b, const struct svcd *d)
+{
+	const char *ip = d->cfg.dns_service_ip;
+
+	return sbuf_addf(b,
+			 "{\"namespace\":\"" DNS_SVC_NS "\",\"name\":\"" DNS_SVC_NAME
+			 "\",\"type\":\"ClusterIP\",\"clusterIP\":\"%s\",\"externalIPs\":[],"
+			 "\"ports\":[{\"port\":53,\"protocol\":\"UDP\",\"nodePort\":0,"
+			 "\"targetPort\":\"53\",\"name\":\"dns\"},{\"port\":53,\"protocol\":"
+			 "\"TCP\",\"nodePort\":0,\"targetPort\":\"53\",\"name\":\"dns-tcp\"}],"
+			 "\"endpoints\":[\"%s:53\"],\"endpointCount\":1}",
+			 ip, ip);
+}
+
+/* Does the DNS row sort before o (namespace, then name, as model_list)? */
+static bool dns_row_before(const struct svc_obj *o)
+{
+	int c = strcmp(DNS_SVC_NS, o->ns);
+	return c < 0 || (!c && strcmp(DNS_SVC_NAME, o->name) < 0);
+}
+
 static cJSON *op_list(struct conn *c, const cJSON *req)
 {
 	const char *ns = req_str(req, "namespace");
@@ -530,9 +564,17 @@ static cJSON *op_list(struct conn *c, const cJSON *req)
 
 	if (model_list(c->api->d->st.model, KIND_SERVICE, ns, &v, &n))
 		return resp_err(-ENOMEM, "out of memory");
+	bool dns = dns_row_wanted(c->api->d, ns);
+	size_t rows = 0;
 	r |= sbuf_adds(&b, "{\"ok\":true,\"services\":[");
-	for (size_t i = 0; i < n && !r; i++)
-		r |= (i ? sbuf_add(&b, ",", 1) : 0) | service_row(&b, v[i]);
+	for (size_t i = 0; i <= n && !r; i++) {
+		if (dns && (i == n || dns_row_before(v[i]))) {
+			r |= (rows++ ? sbuf_add(&b, ",", 1) : 0) | dns_row(&b, c->api->d);
+			dns = false;
+		}
+		if (i < n)
+			r |= (rows++ ? sbuf_add(&b, ",", 1) : 0) | service_row(&b, v[i]);
+	}
 	r |= sbuf_adds(&b, "]}");
 	free(v);
 	if (r) {
@@ -542,6 +584,33 @@ static cJSON *op_list(struct conn *c, const cJSON *req)
 	conn_send_text(c, b.p, b.len);
 	sbuf_free(&b);
 	return NULL;
+}
+
+static void add_dns_status(cJSON *resp, const struct svcd *d)
+{
+	cJSON *j = cJSON_AddObjectToObject(resp, "dns"), *t, *rc;
+	struct dns_server_stats ds;
+
+	dns_server_stats(d->dns, &ds);
+	cJSON_AddStringToObject(j, "zone", d->cfg.cluster_domain);
+	cJSON_AddStringToObject(j, "serviceIP", d->cfg.dns_service_ip);
+	cJSON_AddNumberToObject(j, "serial", ds.serial);
+	cJSON_AddNumberToObject(j, "queries", (double)ds.queries);
+	t = cJSON_AddObjectToObject(j, "queriesByType");
+	for (size_t i = 0; i < DNS_STAT_TYPES; i++)
+		cJSON_AddNumberToObject(t, dns_stat_type_name(i), (double)ds.by_type[i]);
+	rc = cJSON_AddObjectToObject(j, "responsesByRcode");
+	for (size_t i = 0; i < DNS_STAT_RCODES; i++)
+		cJSON_AddNumberToObject(rc, dns_stat_rcode_name(i), (double)ds.by_rcode[i]);
+	cJSON_AddNumberToObject(j, "dropped", (double)ds.dropped);
+	cJSON_AddNumberToObject(j, "forwarded", (double)ds.forwarded);
+	cJSON_AddNumberToObject(j, "searchPathCompleted", (double)ds.autopath);
+	cJSON_AddNumberToObject(j, "tcpConnections", (double)ds.tcp_connections);
+	cJSON_AddNumberToObject(j, "upstreamQueries", (double)ds.fwd.forwarded);
+	cJSON_AddNumberToObject(j, "cacheHits", (double)ds.fwd.cache_hits);
+	cJSON_AddNumberToObject(j, "cacheMisses", (double)ds.fwd.cache_misses);
+	cJSON_AddNumberToObject(j, "upstreamTimeouts", (double)ds.fwd.timeouts);
+	cJSON_AddNumberToObject(j, "upstreamTCPRetries", (double)ds.fwd.tcp_retries);
 }
 
 static cJSON *op_status(struct conn *c, const cJSON *req)
@@ -593,6 +662,8 @@ static cJSON *op_status(struct conn *c, const cJSON *req)
 		cJSON_AddStringToObject(pj, "bridge", d->cfg.pods.bridge);
 		cJSON_AddStringToObject(pj, "podCIDR", d->cfg.pods.pod_cidr);
 	}
+	if (d->dns)
+		add_dns_status(resp, d);
 	cJSON_AddNumberToObject(resp, "heapBytes", (double)mallinfo2().uordblks);
 	fmt_rfc3339(d->started, ts);
 	cJSON_AddStringToObject(resp, "startTime", ts);

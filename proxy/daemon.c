@@ -3,11 +3,13 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "nft.h"
+#include "server.h"
 #include "util.h"
 
 void svcd_config_defaults(struct svcd_config *cfg)
@@ -28,6 +30,8 @@ void svcd_config_defaults(struct svcd_config *cfg)
 		snprintf(host, sizeof(host), "localhost");
 	cfg->node_name = host;
 	cfg->cluster_domain = "cluster.local";
+	cfg->dns_ttl = 5;
+	cfg->resolv_conf = "/etc/resolv.conf";
 	cfg->pods.bridge = "svcd0";
 	cfg->pods.pod_cidr = "10.244.0.0/24";
 	cfg->pods.netns_dir = "/run/netns";
@@ -95,6 +99,55 @@ static int start_dataplane(struct svcd *d, struct svc_err *e)
 	return reconciler_add_backend(d->rec, &b) ? svc_errf(e, ENOSPC, "too many backends") : 0;
 }
 
+/* --upstream-dns, else the node's resolv.conf; none is allowed (SERVFAIL
+ * for names outside the zone).  *out is malloc'd. */
+static int dns_upstreams(const struct svcd_config *cfg, struct sockaddr_storage **out, size_t *n,
+			 struct svc_err *e)
+{
+	int r;
+
+	*out = NULL;
+	*n = 0;
+	if (!cfg->n_upstream_dns) {
+		/* A node without resolvers still serves the cluster zone. */
+		if (dns_fwd_resolv_conf(cfg->resolv_conf, out, n, e) < 0) {
+			svc_log(SVC_LOG_WARN, "dns: upstream resolvers from %s: %s",
+				cfg->resolv_conf, e->msg);
+			svc_err_clear(e);
+			free(*out);
+			*out = NULL;
+			*n = 0;
+		}
+		return 0;
+	}
+	if (!(*out = calloc(cfg->n_upstream_dns, sizeof(**out))))
+		return svc_errf(e, ENOMEM, "out of memory");
+	for (; *n < cfg->n_upstream_dns; (*n)++)
+		if ((r = dns_parse_hostport(cfg->upstream_dns[*n], 53, &(*out)[*n], e)))
+			return svc_err_ctx(e, "--upstream-dns");
+	return 0;
+}
+
+static int start_dns(struct svcd *d, struct svc_err *e)
+{
+	struct dns_server_config dc = {.domain = d->cfg.cluster_domain,
+				       .ttl = d->cfg.dns_ttl,
+				       .service_ip = d->cfg.dns_service_ip,
+				       .listen = d->cfg.dns_listen,
+				       .nlisten = d->cfg.n_dns_listen};
+	struct sockaddr_storage *ups;
+	int r;
+
+	if (d->cfg.no_dns)
+		return 0;
+	if (!(r = dns_upstreams(&d->cfg, &ups, &dc.nupstreams, e))) {
+		dc.upstreams = ups;
+		r = dns_server_open(d->loop, &d->st, &dc, &d->dns, e);
+	}
+	free(ups);
+	return r;
+}
+
 int svcd_start(struct svcd *d, struct ev_loop *loop, const struct svcd_config *cfg,
 	       struct svc_err *e)
 {
@@ -115,7 +168,7 @@ int svcd_start(struct svcd *d, struct ev_loop *loop, const struct svcd_config *c
 		return r;
 	if ((r = state_load(&d->st, e)) ||
 	    (r = reconciler_new(loop, &d->st, cfg->resync_seconds, &d->rec, e)) ||
-	    (r = start_dataplane(d, e)) || (r = start_pods(d, e)) ||
+	    (r = start_dataplane(d, e)) || (r = start_pods(d, e)) || (r = start_dns(d, e)) ||
 	    (r = api_open(d, cfg->socket_path, &d->api, e))) {
 		svcd_stop(d);
 		return r;
@@ -136,7 +189,9 @@ void svcd_stop(struct svcd *d)
 	api_close(d->api);
 	pods_close(d->pods);
 	reconciler_free(d->rec);
+	dns_server_close(d->dns); /* last before the state: it listens to it */
 	state_close(&d->st);
+	d->dns = NULL;
 	d->api = NULL;
 	d->pods = NULL;
 	d->rec = NULL;

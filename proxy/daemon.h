@@ -27,9 +27,18 @@ struct svcd_config {
 	const char *cluster_domain; /* --cluster-domain */
 	struct pods_config pods;    /* --bridge, --pod-cidr, --netns-dir, ... */
 	bool no_pods;		    /* --no-pods: run no pods (a pure proxy) */
+	/* Cluster DNS (dns/server.h). */
+	bool no_dns;		 /* --no-dns */
+	const char **dns_listen; /* --dns-listen ADDR:PORT, repeatable */
+	size_t n_dns_listen;
+	const char **upstream_dns; /* --upstream-dns; none: /etc/resolv.conf */
+	size_t n_upstream_dns;
+	uint32_t dns_ttl;	 /* --dns-ttl */
+	const char *resolv_conf; /* where the node's upstreams are read */
 };
 
 struct svc_api;
+struct dns_server;
 
 struct svcd {
 	struct ev_loop *loop;
@@ -37,7 +46,8 @@ struct svcd {
 	struct svc_state st;
 	struct svc_reconciler *rec;
 	struct svc_api *api;
-	struct svc_pods *pods; /* NULL with --no-pods */
+	struct svc_pods *pods;	/* NULL with --no-pods */
+	struct dns_server *dns; /* NULL with --no-dns */
 	ev_io store_io;
 	time_t started;
 };

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "localaddr.h"
 #include "nft.h"
 #include "util.h"
 
@@ -32,6 +33,13 @@ static void usage(FILE *f)
 		"  --node-name NAME         endpoints with this nodeName are local (default: "
 		"hostname)\n"
 		"  --cluster-domain DOMAIN  the cluster's DNS zone (default cluster.local)\n"
+		"dns:\n"
+		"  --dns-listen ADDR:PORT   serve DNS here too (repeatable; the DNS service IP\n"
+		"                           is always served on port 53)\n"
+		"  --upstream-dns ADDR[:PORT] resolvers for names outside the zone (repeatable;\n"
+		"                           default: the nameservers of /etc/resolv.conf)\n"
+		"  --dns-ttl SECONDS        TTL of the cluster's records (default 5)\n"
+		"  --no-dns                 serve no DNS\n"
 		"pods:\n"
 		"  --bridge NAME            the node's pod bridge (default svcd0)\n"
 		"  --pod-cidr CIDR          this node's pod addresses (default 10.244.0.0/24)\n"
@@ -69,6 +77,30 @@ static int parse_range(const char *s, uint16_t *lo, uint16_t *hi)
 	return 0;
 }
 
+/* Append s to a growing array of options (they live as long as argv). */
+static const char **argv_push(const char **v, size_t *n, const char *s)
+{
+	const char **nv = realloc(v, (*n + 1) * sizeof(*v));
+
+	if (!nv) {
+		fprintf(stderr, "svcd: out of memory\n");
+		exit(1);
+	}
+	nv[(*n)++] = s;
+	return nv;
+}
+
+static int parse_ttl(const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (!*s || *end || v > 0x7fffffff)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct svcd_config *cfg, int *verbose, int *cleanup)
 {
 	enum {
@@ -90,7 +122,11 @@ static int parse_args(int argc, char **argv, struct svcd_config *cfg, int *verbo
 		O_SVCRUN,
 		O_BACKOFF,
 		O_LOGMAX,
-		O_NOPODS
+		O_NOPODS,
+		O_DNSLISTEN,
+		O_UPSTREAM,
+		O_DNSTTL,
+		O_NODNS
 	};
 	static const struct option opts[] = {
 	    {"state-dir", required_argument, NULL, O_STATE},
@@ -112,6 +148,10 @@ static int parse_args(int argc, char **argv, struct svcd_config *cfg, int *verbo
 	    {"restart-backoff", required_argument, NULL, O_BACKOFF},
 	    {"log-max", required_argument, NULL, O_LOGMAX},
 	    {"no-pods", no_argument, NULL, O_NOPODS},
+	    {"dns-listen", required_argument, NULL, O_DNSLISTEN},
+	    {"upstream-dns", required_argument, NULL, O_UPSTREAM},
+	    {"dns-ttl", required_argument, NULL, O_DNSTTL},
+	    {"no-dns", no_argument, NULL, O_NODNS},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -207,6 +247,24 @@ static int parse_args(int argc, char **argv, struct svcd_config *cfg, int *verbo
 		case O_NOPODS:
 			cfg->no_pods = true;
 			break;
+		case O_DNSLISTEN:
+			cfg->dns_listen = argv_push(cfg->dns_listen, &cfg->n_dns_listen, optarg);
+			break;
+		case O_UPSTREAM:
+			cfg->upstream_dns =
+			    argv_push(cfg->upstream_dns, &cfg->n_upstream_dns, optarg);
+			break;
+		case O_DNSTTL:
+			if (parse_ttl(optarg, &cfg->dns_ttl)) {
+				fprintf(stderr,
+					"svcd: --dns-ttl: \"%s\" is not a number of seconds\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case O_NODNS:
+			cfg->no_dns = true;
+			break;
 		case 'v':
 			*verbose = 1;
 			break;
@@ -233,26 +291,22 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
-int main(int argc, char **argv)
+/* Clean up (--cleanup) or run the daemon until a signal. */
+static int run(struct svcd_config *cfg, int verbose, int cleanup)
 {
-	struct svcd_config cfg;
 	struct svc_err e = {0};
 	struct ev_loop *loop;
 	ev_signal sigterm, sigint;
 	struct svcd d;
-	int verbose = 0, cleanup = 0, r;
 
-	svcd_config_defaults(&cfg);
-	if ((r = parse_args(argc, argv, &cfg, &verbose, &cleanup)))
-		return r;
 	if (cleanup) {
 		/* Rules outlive the daemon on purpose; this is how they go. */
-		if (nft_cleanup(cfg.nft_table, &e)) {
+		if (nft_cleanup(cfg->nft_table, &e)) {
 			fprintf(stderr, "svcd: --cleanup: %s\n", e.msg);
 			return 1;
 		}
-		cfg.pods.cluster_cidr = cfg.cluster_cidr;
-		if (pods_cleanup(&cfg.pods, &e)) {
+		cfg->pods.cluster_cidr = cfg->cluster_cidr;
+		if (pods_cleanup(&cfg->pods, &e) || localaddr_del(cfg->dns_service_ip, &e)) {
 			fprintf(stderr, "svcd: --cleanup: %s\n", e.msg);
 			return 1;
 		}
@@ -266,7 +320,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "svcd: cannot start the event loop\n");
 		return 1;
 	}
-	if (svcd_start(&d, loop, &cfg, &e)) {
+	if (svcd_start(&d, loop, cfg, &e)) {
 		fprintf(stderr, "svcd: %s\n", e.msg);
 		return 1;
 	}
@@ -280,4 +334,17 @@ int main(int argc, char **argv)
 	ev_signal_stop(loop, &sigint);
 	ev_loop_destroy(loop);
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct svcd_config cfg;
+	int verbose = 0, cleanup = 0, r;
+
+	svcd_config_defaults(&cfg);
+	if (!(r = parse_args(argc, argv, &cfg, &verbose, &cleanup)))
+		r = run(&cfg, verbose, cleanup);
+	free(cfg.dns_listen);
+	free(cfg.upstream_dns);
+	return r;
 }

@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: MIT
+/* Host addresses on lo over rtnetlink (libnl-route-3). */
+#include "localaddr.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+
+#define LOOPBACK_INDEX 1 /* lo is always index 1 of its namespace */
+
+/* One request: add (or delete) ip/32 (/128) on lo.  Returns libnl's code. */
+static int lo_addr_op(const char *ip, bool add, struct svc_err *e)
+{
+	struct nl_sock *sk = nl_socket_alloc();
+	struct rtnl_addr *a = rtnl_addr_alloc();
+	struct nl_addr *local = NULL;
+	int r;
+
+	if (!sk || !a) {
+		r = -NLE_NOMEM;
+		goto out;
+	}
+	if ((r = nl_addr_parse(ip, AF_UNSPEC, &local)) < 0) {
+		svc_errf(e, EINVAL, "\"%s\" is not an IP address", ip);
+		goto out;
+	}
+	nl_addr_set_prefixlen(local, nl_addr_get_family(local) == AF_INET ? 32 : 128);
+	rtnl_addr_set_ifindex(a, LOOPBACK_INDEX);
+	rtnl_addr_set_family(a, nl_addr_get_family(local));
+	if ((r = rtnl_addr_set_local(a, local)) < 0 || (r = nl_connect(sk, NETLINK_ROUTE)) < 0)
+		goto out;
+	r = add ? rtnl_addr_add(sk, a, 0) : rtnl_addr_delete(sk, a, 0);
+out:
+	nl_addr_put(local);
+	rtnl_addr_put(a);
+	nl_socket_free(sk);
+	return r;
+}
+
+int localaddr_add(const char *ip, struct svc_err *e)
+{
+	int r = lo_addr_op(ip, true, e);
+
+	if (r >= 0 || r == -NLE_EXIST)
+		return 0;
+	if (e->code)
+		return -e->code;
+	return svc_errf(e, EIO, "adding %s to lo: %s", ip, nl_geterror(r));
+}
+
+int localaddr_del(const char *ip, struct svc_err *e)
+{
+	int r = lo_addr_op(ip, false, e);
+
+	/* EADDRNOTAVAIL from the kernel becomes NLE_NOADDR. */
+	if (r >= 0 || r == -NLE_NOADDR || r == -NLE_OBJ_NOTFOUND)
+		return 0;
+	if (e->code)
+		return -e->code;
+	return svc_errf(e, EIO, "removing %s from lo: %s", ip, nl_geterror(r));
+}

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+/* A host address (/32 or /128) on the loopback interface, so that a
+ * virtual address such as the DNS service IP is local to the node and a
+ * socket can be bound to it.  Both calls are idempotent. */
+#ifndef SVCD_LOCALADDR_H
+#define SVCD_LOCALADDR_H
+
+#include "err.h"
+
+/* Add ip ("10.96.0.10") to lo; already there is success. */
+int localaddr_add(const char *ip, struct svc_err *e);
+/* Remove ip from lo; already gone is success. */
+int localaddr_del(const char *ip, struct svc_err *e);
+
+#endif
