@@ -82,6 +82,24 @@ struct pending {
 	struct dns_query q;
 };
 
+/* UDP in batches: one recvmmsg takes up to UDP_BATCH queries, their
+ * answers queue here and leave in one sendmmsg: two system calls per batch
+ * instead of two per query, which is most of what a query costs. */
+#define UDP_SLOT 4096 /* bytes per datagram: queries and our answers (<= 1232) */
+
+union udp_ctl {
+	char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + 64];
+	struct cmsghdr align;
+};
+
+struct udp_batch {
+	struct mmsghdr msg[UDP_BATCH];
+	struct iovec iov[UDP_BATCH];
+	struct sockaddr_storage peer[UDP_BATCH];
+	union udp_ctl ctl[UDP_BATCH];
+	uint8_t data[UDP_BATCH][UDP_SLOT];
+};
+
 struct dns_server {
 	struct ev_loop *loop;
 	struct dns_zone *zone;
@@ -95,6 +113,9 @@ struct dns_server {
 	struct dns_server_stats stats;
 	uint8_t rbuf[DNS_TCP_MAX];
 	uint8_t wbuf[DNS_TCP_MAX + 2]; /* room for the TCP length prefix */
+	struct udp_batch in, out;
+	struct dns_listener *batching; /* answers to this listener queue in out */
+	unsigned nout;
 };
 
 /* --- statistics ------------------------------------------------------------ */
@@ -230,33 +251,68 @@ static bool client_addr(const struct client *cl, struct svc_addr *a)
 static void tconn_close(struct tconn *c);
 static void tconn_flush(struct tconn *c);
 
-static void udp_send(struct dns_server *s, const struct client *cl, const uint8_t *msg, size_t len)
+/* The message header of a reply to cl: to its address, from the address
+ * the query went to (even on a wildcard socket). */
+static void udp_fill(struct msghdr *mh, struct iovec *iov, union udp_ctl *ctl,
+		     const struct client *cl, const uint8_t *msg, size_t len)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-		struct cmsghdr align;
-	} ctl;
-	struct iovec iov = {.iov_base = (void *)msg, .iov_len = len};
-	struct msghdr mh = {.msg_name = (void *)&cl->peer,
-			    .msg_namelen = cl->peerlen,
-			    .msg_iov = &iov,
-			    .msg_iovlen = 1};
-
-	/* Answer from the address the query went to, even on a wildcard socket. */
+	iov->iov_base = (void *)msg;
+	iov->iov_len = len;
+	memset(mh, 0, sizeof(*mh));
+	mh->msg_name = (void *)&cl->peer;
+	mh->msg_namelen = cl->peerlen;
+	mh->msg_iov = iov;
+	mh->msg_iovlen = 1;
 	if (cl->pi_family) {
 		bool v4 = cl->pi_family == AF_INET;
 		struct cmsghdr *cm;
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = CMSG_SPACE(v4 ? sizeof(cl->pi.v4) : sizeof(cl->pi.v6));
-		cm = CMSG_FIRSTHDR(&mh);
+		memset(ctl, 0, sizeof(*ctl));
+		mh->msg_control = ctl->buf;
+		mh->msg_controllen = CMSG_SPACE(v4 ? sizeof(cl->pi.v4) : sizeof(cl->pi.v6));
+		cm = CMSG_FIRSTHDR(mh);
 		cm->cmsg_level = v4 ? IPPROTO_IP : IPPROTO_IPV6;
 		cm->cmsg_type = v4 ? IP_PKTINFO : IPV6_PKTINFO;
 		cm->cmsg_len = CMSG_LEN(v4 ? sizeof(cl->pi.v4) : sizeof(cl->pi.v6));
 		memcpy(CMSG_DATA(cm), &cl->pi, v4 ? sizeof(cl->pi.v4) : sizeof(cl->pi.v6));
 	}
+}
+
+static void udp_send(struct dns_server *s, const struct client *cl, const uint8_t *msg, size_t len)
+{
+	struct udp_batch *b = &s->out;
+	union udp_ctl ctl;
+	struct iovec iov;
+	struct msghdr mh;
+
+	if (s->batching == cl->l && s->nout < UDP_BATCH && len <= UDP_SLOT) {
+		unsigned i = s->nout++;
+		memcpy(b->data[i], msg, len);
+		memcpy(&b->peer[i], &cl->peer, cl->peerlen);
+		udp_fill(&b->msg[i].msg_hdr, &b->iov[i], &b->ctl[i], cl, b->data[i], len);
+		b->msg[i].msg_hdr.msg_name = &b->peer[i]; /* cl lives on the stack */
+		return;
+	}
+	udp_fill(&mh, &iov, &ctl, cl, msg, len);
 	if (sendmsg(cl->l->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 		s->stats.dropped++; /* the client retries; nothing to keep */
+}
+
+/* Send the queued answers; what the socket will not take is dropped (the
+ * clients retry). */
+static void udp_flush(struct dns_server *s, struct dns_listener *l)
+{
+	unsigned sent = 0;
+
+	while (sent < s->nout) {
+		int n =
+		    sendmmsg(l->fd, s->out.msg + sent, s->nout - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n <= 0) {
+			s->stats.dropped += s->nout - sent;
+			break;
+		}
+		sent += (unsigned)n;
+	}
+	s->nout = 0;
 }
 
 static void tcp_send(struct tconn *c, const uint8_t *msg, size_t len)
@@ -667,29 +723,40 @@ static void on_udp(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct dns_listener *l = w->data;
 	struct dns_server *s = l->s;
-	union {
-		char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + 64];
-		struct cmsghdr align;
-	} ctl;
+	struct udp_batch *in = &s->in;
+	int n;
 
 	(void)loop;
 	(void)revents;
 	for (int i = 0; i < UDP_BATCH; i++) {
-		struct client cl = {.l = l};
-		struct iovec iov = {.iov_base = s->rbuf, .iov_len = sizeof(s->rbuf)};
-		struct msghdr mh = {.msg_name = &cl.peer,
-				    .msg_namelen = sizeof(cl.peer),
-				    .msg_iov = &iov,
-				    .msg_iovlen = 1,
-				    .msg_control = ctl.buf,
-				    .msg_controllen = sizeof(ctl.buf)};
-		ssize_t n = recvmsg(l->fd, &mh, MSG_DONTWAIT);
-		if (n < 0)
-			return; /* EAGAIN, or an ICMP error from an earlier reply */
-		cl.peerlen = mh.msg_namelen;
-		udp_pktinfo(&cl, &mh);
-		handle_query(s, &cl, s->rbuf, (size_t)n);
+		in->iov[i].iov_base = in->data[i];
+		in->iov[i].iov_len = UDP_SLOT;
+		in->msg[i].msg_hdr = (struct msghdr){.msg_name = &in->peer[i],
+						     .msg_namelen = sizeof(in->peer[i]),
+						     .msg_iov = &in->iov[i],
+						     .msg_iovlen = 1,
+						     .msg_control = in->ctl[i].buf,
+						     .msg_controllen = sizeof(in->ctl[i].buf)};
 	}
+	n = recvmmsg(l->fd, in->msg, UDP_BATCH, MSG_DONTWAIT, NULL);
+	if (n <= 0)
+		return; /* EAGAIN, or an ICMP error from an earlier reply */
+	s->batching = l;
+	for (int i = 0; i < n; i++) {
+		struct client cl = {.l = l};
+		struct msghdr *mh = &in->msg[i].msg_hdr;
+
+		if (mh->msg_flags & MSG_TRUNC) { /* no query is that big */
+			s->stats.dropped++;
+			continue;
+		}
+		memcpy(&cl.peer, &in->peer[i], sizeof(cl.peer));
+		cl.peerlen = mh->msg_namelen;
+		udp_pktinfo(&cl, mh);
+		handle_query(s, &cl, in->data[i], in->msg[i].msg_len);
+	}
+	s->batching = NULL;
+	udp_flush(s, l);
 }
 
 /* --- TCP ------------------------------------------------------------------------ */
