@@ -28,7 +28,10 @@
 #define TCP_MAX_CONNS	 256
 #define TCP_IDLE	 10.0	    /* seconds without a query before we close */
 #define TCP_MAX_BACKLOG	 (1u << 20) /* unsent bytes before a slow reader is dropped */
+#define ACCEPT_PAUSE	 0.1	    /* seconds, after running out of descriptors */
 #define UDP_BATCH	 64	    /* datagrams per readiness event, then yield */
+#define MAX_PENDING	 4096	    /* forwarded queries in flight; more get SERVFAIL */
+#define TCP_MAX_PENDING	 64	    /* of those, per TCP connection */
 #define FWD_TIMEOUT	 2.0
 #define FWD_CACHE	 10000
 #define CNAME_TARGET_MAX 256
@@ -38,6 +41,7 @@ struct dns_listener {
 	int fd;
 	bool tcp;
 	ev_io io;
+	ev_timer pause; /* accept paused: out of descriptors */
 };
 
 struct tconn {
@@ -109,6 +113,7 @@ struct dns_server {
 	struct tconn *conns;
 	unsigned nconns;
 	struct pending *pend;
+	unsigned npend;
 	char *domain;
 	struct dns_server_stats stats;
 	uint8_t rbuf[DNS_TCP_MAX];
@@ -306,6 +311,13 @@ static void udp_flush(struct dns_server *s, struct dns_listener *l)
 	while (sent < s->nout) {
 		int n =
 		    sendmmsg(l->fd, s->out.msg + sent, s->nout - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 && errno != EAGAIN && errno != ENOBUFS && errno != ENOMEM) {
+			s->stats.dropped++; /* this one peer (EINVAL, EPERM...): go on */
+			sent++;
+			continue;
+		}
 		if (n <= 0) {
 			s->stats.dropped += s->nout - sent;
 			break;
@@ -465,7 +477,8 @@ static void on_forwarded(void *ctx, int err, const uint8_t *resp, size_t len);
 static void forward(struct dns_server *s, const struct client *cl, const struct dns_query *q,
 		    enum pending_kind kind, const char *name, uint16_t type, uint8_t keep)
 {
-	struct pending *p = s->fwd ? calloc(1, sizeof(*p)) : NULL;
+	bool room = s->npend < MAX_PENDING && (!cl->c || cl->c->pending < TCP_MAX_PENDING);
+	struct pending *p = s->fwd && room ? calloc(1, sizeof(*p)) : NULL;
 
 	if (!p) {
 		respond_rcode(s, cl, q, DNS_RCODE_SERVFAIL);
@@ -490,6 +503,7 @@ static void forward(struct dns_server *s, const struct client *cl, const struct 
 	if (s->pend)
 		s->pend->prev = p;
 	s->pend = p;
+	s->npend++;
 	s->stats.forwarded++;
 }
 
@@ -498,7 +512,7 @@ static void name_head(const struct dns_name *n, unsigned keep, struct dns_name *
 {
 	size_t pos = 0;
 
-	for (unsigned i = 0; i < keep; i++)
+	for (unsigned i = 0; i < keep && n->wire[pos]; i++)
 		pos += 1u + n->wire[pos];
 	memcpy(out->wire, n->wire, pos);
 	out->wire[pos] = 0;
@@ -529,13 +543,15 @@ static unsigned autopath_strip(const struct dns_server *s, const char *ns,
 	snprintf(suffixes[2], sizeof(suffixes[2]), ".%s", s->domain);
 	for (int i = 0; i < 3; i++) {
 		size_t sl = strlen(suffixes[i]), xl = len - sl;
-		unsigned labels = 1;
+		unsigned labels = q->qname.labels;
 		if (len <= sl || strcmp(name + xl, suffixes[i]) || xl >= n)
 			continue;
 		memcpy(out, name, xl);
 		out[xl] = 0;
-		for (size_t j = 0; j < xl; j++)
-			labels += out[j] == '.';
+		/* Labels on the wire: a dot inside a label is escaped ("\.") in
+		 * name, and must not count (name_head keeps this many). */
+		for (size_t j = 0; j < sl; j++)
+			labels -= labels && suffixes[i][j] == '.';
 		/* One label is a service or a namespace, and "<x>.svc" or
 		 * "<x>.pod" a cluster name given short: not names outside. */
 		if (labels < 2 || ends_with_label(out, xl, "svc") ||
@@ -694,6 +710,7 @@ static void pending_free(struct pending *p)
 		s->pend = p->next;
 	if (p->next)
 		p->next->prev = p->prev;
+	s->npend--;
 	if (p->cl.c) {
 		p->cl.c->pending--;
 		tconn_unref(p->cl.c);
@@ -804,6 +821,7 @@ static void tconn_flush(struct tconn *c)
 			return;
 		}
 		sbuf_consume(&c->out, (size_t)n);
+		ev_timer_again(c->s->loop, &c->idle); /* progress: not idle */
 	}
 	if (c->closing)
 		return;
@@ -865,7 +883,8 @@ static void on_tcp_idle(struct ev_loop *loop, ev_timer *w, int revents)
 	struct tconn *c = w->data;
 
 	(void)revents;
-	if (c->pending || c->out.len) /* still working for the client */
+	if (c->pending) /* still working for the client; a reader taking nothing for
+			 * TCP_IDLE seconds is closed, or it would hold a slot forever */
 		ev_timer_again(loop, w);
 	else
 		tconn_close(c);
@@ -911,10 +930,26 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		socklen_t plen = sizeof(peer);
 		int fd =
 		    accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+			/* The connection stays queued and the socket readable:
+			 * wait instead of spinning until a descriptor is free. */
+			ev_io_stop(l->s->loop, &l->io);
+			ev_timer_set(&l->pause, ACCEPT_PAUSE, 0);
+			ev_timer_start(l->s->loop, &l->pause);
+			return;
+		}
 		if (fd < 0)
-			return; /* EAGAIN; EMFILE: the next readiness retries */
+			return; /* EAGAIN */
 		tconn_new(l->s, fd, &peer);
 	}
+}
+
+static void on_accept_resume(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct dns_listener *l = w->data;
+
+	(void)revents;
+	ev_io_start(loop, &l->io);
 }
 
 /* --- sockets --------------------------------------------------------------------- */
@@ -952,7 +987,8 @@ static int listener_add(struct dns_server *s, const struct sockaddr_storage *sa,
 	l->fd = fd;
 	l->tcp = tcp;
 	ev_io_init(&l->io, tcp ? on_accept : on_udp, fd, EV_READ);
-	l->io.data = l;
+	ev_init(&l->pause, on_accept_resume);
+	l->io.data = l->pause.data = l;
 	ev_io_start(s->loop, &l->io);
 	return 0;
 }
@@ -1075,6 +1111,7 @@ void dns_server_close(struct dns_server *s)
 		return;
 	for (size_t i = 0; i < s->nls; i++) {
 		ev_io_stop(s->loop, &s->ls[i].io);
+		ev_timer_stop(s->loop, &s->ls[i].pause);
 		close(s->ls[i].fd);
 	}
 	/* Pending queries first: they hold their connections. */
