@@ -66,6 +66,8 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 BUILD=$(cd "${1:-build}" && pwd)
 SVCD=$BUILD/svcd
 CTL=$BUILD/svcctl
@@ -97,48 +99,11 @@ done
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/svcdns-XXXXXX")
 RUN=svcdns-$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
-NSES=()        # namespaces this run made
-PIDS=()        # servers this run started
-POLICY_RC=     # the policy-rc.d this run put in place, removed at exit
-
-# shellcheck disable=SC2317 # called from cleanup
-alive() {
-	local stat
-	{ read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
-	stat=${stat##*) }
-	[ "${stat%% *}" != Z ]
-}
+POLICY_RC= # the policy-rc.d this run put in place, removed at exit
 
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
-	local pid ns i pids
-	set +e
-	trap '' INT TERM HUP
-	for pid in "${PIDS[@]}"; do
-		kill "$pid" 2>/dev/null
-	done
-	for i in $(seq 40); do # 2 s to exit on SIGTERM
-		pids=
-		for pid in "${PIDS[@]}"; do
-			alive "$pid" && pids=1
-		done
-		[ -n "$pids" ] || break
-		sleep 0.05
-	done
-	for ns in "${NSES[@]}"; do
-		for i in 1 2 3 4 5; do
-			pids=$(ip netns pids "$ns" 2>/dev/null)
-			[ -n "$pids" ] || break
-			# shellcheck disable=SC2086 # one pid a word
-			kill -KILL $pids 2>/dev/null
-			sleep 0.1
-		done
-		ip netns delete "$ns" 2>/dev/null
-	done
-	for pid in "${PIDS[@]}"; do
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	done
+	bench_stop_all
 	[ -z "$POLICY_RC" ] || rm -f "$POLICY_RC"
 	rm -rf "$T"
 }

@@ -25,7 +25,9 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 
 start() {
-	"$BUILD/svcd" --mode none --state-dir "$STATE" --socket "$SOCK" --resync-period 0 >>"$T/svcd.log" 2>&1 &
+	# The host namespace: no data plane, no DNS address on lo, no pods.
+	"$BUILD/svcd" --mode none --no-dns --no-pods --state-dir "$STATE" --socket "$SOCK" \
+		--resync-period 0 >>"$T/svcd.log" 2>&1 &
 	PID=$!
 	for _ in $(seq 200); do ctl status >/dev/null 2>&1 && return; sleep 0.05; done
 	echo "svcd did not start:"; cat "$T/svcd.log"; exit 1

@@ -34,6 +34,8 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 REPO=$(pwd)
 BUILD=$(cd "${1:-build}" && pwd)
 SVCD=$BUILD/svcd
@@ -53,46 +55,10 @@ done
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/svcnft-XXXXXX")
 RUN=svcnft-$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
-NSES=()  # namespaces this run made
-PIDS=()  # daemons and servers this run started
-
-# alive PID: it runs (exists and is no zombie).
-# shellcheck disable=SC2317 # called from cleanup
-alive() {
-	local stat
-	{ read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
-	stat=${stat##*) }
-	[ "${stat%% *}" != Z ]
-}
 
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
-	local pid ns i pids
-	set +e
-	for pid in "${PIDS[@]}"; do
-		kill "$pid" 2>/dev/null
-	done
-	for i in $(seq 40); do # a daemon gets 2 s to exit on SIGTERM
-		pids=
-		for pid in "${PIDS[@]}"; do
-			alive "$pid" && pids=1
-		done
-		[ -n "$pids" ] || break
-		sleep 0.05
-	done
-	for ns in "${NSES[@]}"; do
-		for i in 1 2 3 4 5; do
-			pids=$(ip netns pids "$ns" 2>/dev/null)
-			[ -n "$pids" ] || break
-			# shellcheck disable=SC2086 # one pid a word
-			kill -KILL $pids 2>/dev/null
-			sleep 0.1
-		done
-		ip netns delete "$ns" 2>/dev/null
-	done
-	for pid in "${PIDS[@]}"; do
-		wait "$pid" 2>/dev/null
-	done
+	bench_stop_all
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -140,11 +106,13 @@ ctl() { # SOCK ARGS...
 }
 
 # svcd_start NS DIR MODE: svcd in NS with state DIR/state, socket DIR/sock,
-# log DIR/svcd.log; sets SVCD_PID; returns once it answers.
+# log DIR/svcd.log; sets SVCD_PID; returns once it answers.  The data plane
+# alone: cluster DNS (its answers for 30,000 services take about 16 MB,
+# bench/dns.sh) and the pod runtime have benchmarks of their own.
 svcd_start() {
 	local ns=$1 dir=$2 mode=$3 i
 	mkdir -p "$dir"
-	ip netns exec "$ns" "$SVCD" --mode "$mode" --resync-period 0 \
+	ip netns exec "$ns" "$SVCD" --mode "$mode" --resync-period 0 --no-dns --no-pods \
 		--state-dir "$dir/state" --socket "$dir/sock" >>"$dir/svcd.log" 2>&1 </dev/null &
 	SVCD_PID=$!
 	PIDS+=("$SVCD_PID")
