@@ -989,6 +989,13 @@ static int listener_add(struct dns_server *s, const struct sockaddr_storage *sa,
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	/* On a wildcard socket, answer from the address asked (a bound one
 	 * does that already, and skips a control message per datagram). */
+	/* Answers never exceed 1232 bytes (DNS flag day 2020): send them with DF
+	 * set, as that day recommends; the kernel then also skips computing an
+	 * IP ID per datagram. */
+	if (!tcp && !v6) {
+		int pmtu = IP_PMTUDISC_DO;
+		setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu));
+	}
 	if (!tcp && sa_wildcard(sa))
 		setsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_RECVPKTINFO : IP_PKTINFO,
 			   &one, sizeof(one));
