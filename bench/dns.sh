@@ -41,12 +41,7 @@
 #
 # Then svcd's memory for 30,000 services: stored once, then svcd restarted on
 # that state with --no-dns and with --dns-listen; the VmRSS difference is what
-# the answers cost (target < 30 MB).  Without --no-dns, the RSS of 30,000
-# services over an empty daemon (objects and answers together) is printed as
-# an upper bound.
-#
-# Until svcd accepts --dns-listen, the peers still run and svcd's targets are
-# FAIL "not measured".
+# the answers cost (target < 30 MB).
 #
 # The peers (knot, nsd, dnsmasq-base: dnsmasq without its service, dnsperf,
 # and bind9-dnsutils for dig) are installed with apt-get when missing; their
@@ -176,18 +171,6 @@ ns_new() { # VAR TAG: a fresh namespace with lo up, its name in VAR
 	NSES+=("$name")
 	ip -n "$name" link set lo up
 	printf -v "$1" '%s' "$name"
-}
-
-ns_del() {
-	local ns=$1 pids keep=() n
-	pids=$(ip netns pids "$ns" 2>/dev/null || true)
-	# shellcheck disable=SC2086 # one pid a word
-	[ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
-	ip netns delete "$ns" 2>/dev/null || true
-	for n in "${NSES[@]}"; do
-		[ "$n" = "$ns" ] || keep+=("$n")
-	done
-	NSES=("${keep[@]}")
 }
 
 # bg NS LOG CMD...: CMD in NS pinned to the server CPU, in the background;
@@ -447,10 +430,6 @@ start_peer() {
 	esac
 }
 
-SVCD_DNS=0
-"$SVCD" --help 2>&1 | grep -q -- '--dns-listen' && SVCD_DNS=1
-SVCD_NODNS=0
-"$SVCD" --help 2>&1 | grep -q -- '--no-dns' && SVCD_NODNS=1
 
 # svcd_start NS DIR ARGS...: svcd --mode none in NS, state DIR/state, socket
 # DIR/sock, pinned to the server CPU; SVCD_PID; returns once svcctl answers.
@@ -531,7 +510,7 @@ RUNNING=()
 for s in $SERVERS; do
 	case $s in
 	knot | nsd | dnsmasq) RUNNING+=("$s") ;;
-	svcd) [ "$SVCD_DNS" = 0 ] || RUNNING+=(svcd) ;;
+	svcd) RUNNING+=(svcd) ;;
 	*) die "unknown server $s in DNS_BENCH_SERVERS" ;;
 	esac
 done
@@ -575,8 +554,6 @@ for s in knot nsd dnsmasq svcd; do
 		printf '  %-8s %10s %18s %9s ms %6s %8s%% %8s %8s%%   %s\n' "$s" "${QPS[$s]}" \
 			"($(per_round "$s" qps | sort -g | head -n 1)-$(per_round "$s" qps | sort -g | tail -n 1))" \
 			"${LAT[$s]}" "${LOST[$s]}" "${NXP[$s]}" "${RESP[$s]}" "${BUSY[$s]}" "${SPOTS[$s]}"
-	elif [ "$s" = svcd ]; then
-		printf '  %-8s %s\n' "$s" "not measured (no DNS server yet)"
 	fi
 done
 [ -z "${QPS[dnsmasq]:-}" ] ||
@@ -619,7 +596,7 @@ else
 	for p in knot nsd dnsmasq; do
 		[ -z "${QPS[$p]:-}" ] || printf '  %-40s %s\n' "svcd/$p" "-   (svcd not measured)"
 	done
-	verdict 1 "svcd >= knot in the same run: svcd not measured (no DNS server yet)"
+	verdict 1 "svcd >= knot in the same run: svcd not run (DNS_BENCH_SERVERS)"
 	verdict 1 "svcd >= 5x CoreDNS's published $COREDNS_PER_VCPU/vCPU: svcd not measured"
 	verdict 1 "svcd average latency < 1 ms: svcd not measured"
 	verdict 1 "svcd lost no queries: svcd not measured"
@@ -644,7 +621,7 @@ mem() {
 }
 
 rss_part() {
-	local ns d=$T/rss30k a b e fa fb fe t0 t1 last=svc-$((N30 - 1)).default.svc.$ZONE
+	local ns d=$T/rss30k a b e fa fb t0 t1 last=svc-$((N30 - 1)).default.svc.$ZONE
 	echo "svcd RSS, $N30 services (stored with svcctl apply, then svcd restarted on them) ..."
 	ns_new ns rss
 	manifest $N30 "$T/svc30k.json"
@@ -655,45 +632,20 @@ rss_part() {
 	stop "$SVCD_PID"
 	rm -f "$T/svc30k.json"
 	echo "  (stored $N30 services in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s)"
-	if [ "$SVCD_NODNS" = 1 ]; then
-		svcd_start "$ns" "$d" --no-dns
-		mem "$d" "$SVCD_PID"
-		fa=$MEM a=$MEM_RSS
-		stop "$SVCD_PID"
-		svcd_start "$ns" "$d" --dns-listen 127.0.0.1:53
-		ready "$ns" "$SVCD_PID" "$d/svcd.log" "$last" A || die "svcd does not answer $last"
-		mem "$d" "$SVCD_PID"
-		fb=$MEM b=$MEM_RSS
-		stop "$SVCD_PID"
-		e=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.1f", b - a }')
-		printf '  %-52s %s
-' "svcd, $N30 services, --no-dns" "$fa"
-		printf '  %-52s %s
-' "svcd, $N30 services, --dns-listen (the last answers)" "$fb"
-		printf '  %-52s %s
-' "  the answers: the difference in RSS" "$e MB   (target < 30 MB)"
-		check "answers for $N30 services: $e MB of RSS < 30 MB" lt "$e" 30
-	else
-		# no way to leave the zone out: objects and answers together, over an
-		# empty daemon, as an upper bound
-		svcd_start "$ns" "$d" --dns-listen 127.0.0.1:53
-		ready "$ns" "$SVCD_PID" "$d/svcd.log" "$last" A || die "svcd does not answer $last"
-		mem "$d" "$SVCD_PID"
-		fb=$MEM b=$MEM_RSS
-		stop "$SVCD_PID"
-		svcd_start "$ns" "$T/rss0" --dns-listen 127.0.0.1:53
-		mem "$T/rss0" "$SVCD_PID"
-		fe=$MEM e=$MEM_RSS
-		stop "$SVCD_PID"
-		a=$(awk -v a="$e" -v b="$b" 'BEGIN { printf "%.1f", b - a }')
-		printf '  %-52s %s
-' "svcd, $N30 services, --dns-listen (the last answers)" "$fb"
-		printf '  %-52s %s
-' "svcd, no services, --dns-listen" "$fe"
-		printf '  %-52s %s
-' "  objects + answers (svcd has no --no-dns)" "$a MB   (target for the answers < 30 MB)"
-		check "answers for $N30 services < 30 MB: at most $a MB of RSS (objects included: svcd has no --no-dns)" lt "$a" 30
-	fi
+	svcd_start "$ns" "$d" --no-dns
+	mem "$d" "$SVCD_PID"
+	fa=$MEM a=$MEM_RSS
+	stop "$SVCD_PID"
+	svcd_start "$ns" "$d" --dns-listen 127.0.0.1:53
+	ready "$ns" "$SVCD_PID" "$d/svcd.log" "$last" A || die "svcd does not answer $last"
+	mem "$d" "$SVCD_PID"
+	fb=$MEM b=$MEM_RSS
+	stop "$SVCD_PID"
+	e=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.1f", b - a }')
+	printf '  %-52s %s\n' "svcd, $N30 services, --no-dns" "$fa"
+	printf '  %-52s %s\n' "svcd, $N30 services, --dns-listen (the last answers)" "$fb"
+	printf '  %-52s %s\n' "  the answers: the difference in RSS" "$e MB   (target < 30 MB)"
+	check "answers for $N30 services: $e MB of RSS < 30 MB" lt "$e" 30
 	ns_del "$ns"
 	echo
 }
@@ -701,17 +653,8 @@ rss_part() {
 if [ "${DNS_BENCH_RSS:-1}" = 0 ]; then
 	echo "svcd RSS for $N30 services: skipped (DNS_BENCH_RSS=0)"
 	echo
-elif [ "$SVCD_DNS" = 1 ]; then
-	rss_part
 else
-	verdict 1 "answers for $N30 services < 30 MB: svcd not measured (no DNS server yet)"
+	rss_part
 fi
 
-echo "Summary"
-fail=0
-[ "$SVCD_DNS" = 1 ] || echo "  svcd: not measured (no DNS server yet: $SVCD has no --dns-listen)"
-for s in "${SUMMARY[@]}"; do
-	echo "  $s"
-	[ "${s%% *}" = PASS ] || fail=1
-done
-exit "$fail"
+bench_summary

@@ -29,6 +29,8 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 BUILD=$(cd "${1:-build}" && pwd)
 SVCRUN=$BUILD/svcrun
 N=${LAUNCH_BENCH_N:-200}
@@ -190,10 +192,4 @@ check "svcrun start as svcd runs it: p50 $(ms "$(pct "$T/ovcg.us" 50)") ms <= $T
 	le "$(pct "$T/ovcg.us" 50)" $((TARGET_MS * 1000))
 check "svcrun start: ${RATIO50}x faster than runc (p50 $(ms "$R_P50") ms) >= ${TARGET_RATIO}x" \
 	ge "$RATIO50" "$TARGET_RATIO"
-echo "Summary"
-fail=0
-for s in "${SUMMARY[@]}"; do
-	echo "  $s"
-	[ "${s%% *}" = PASS ] || fail=1
-done
-exit "$fail"
+bench_summary

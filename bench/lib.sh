@@ -49,3 +49,28 @@ bench_stop_all() {
 		wait "$pid" 2>/dev/null
 	done
 }
+
+# ns_del NS: kill what runs in NS, delete it, forget it.
+ns_del() {
+	local ns=$1 pids keep=() n
+	pids=$(ip netns pids "$ns" 2>/dev/null || true)
+	# shellcheck disable=SC2086 # one pid a word
+	[ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
+	ip netns delete "$ns" 2>/dev/null || true
+	for n in "${NSES[@]}"; do
+		[ "$n" = "$ns" ] || keep+=("$n")
+	done
+	NSES=("${keep[@]}")
+}
+
+# bench_summary: print SUMMARY (lines "PASS  ..." / "FAIL  ...") and exit 0
+# when every line passed, 1 otherwise.
+bench_summary() {
+	local s fail=0
+	echo "Summary"
+	for s in "${SUMMARY[@]}"; do
+		echo "  $s"
+		[ "${s%% *}" = PASS ] || fail=1
+	done
+	exit "$fail"
+}

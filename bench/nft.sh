@@ -82,18 +82,6 @@ ns_new() {
 	printf -v "$1" '%s' "$name"
 }
 
-ns_del() {
-	local ns=$1 pids keep=() n
-	pids=$(ip netns pids "$ns" 2>/dev/null || true)
-	# shellcheck disable=SC2086 # one pid a word
-	[ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
-	ip netns delete "$ns" 2>/dev/null || true
-	for n in "${NSES[@]}"; do
-		[ "$n" = "$ns" ] || keep+=("$n")
-	done
-	NSES=("${keep[@]}")
-}
-
 sysctl_ns() { # NS KEY VALUE
 	# shellcheck disable=SC2016 # expanded by the inner sh
 	ip netns exec "$1" sh -c 'echo "$2" >"/proc/sys/$1"' sh "${2//.//}" "$3"
@@ -495,10 +483,4 @@ done
 if [ "$flat_ok" = 1 ]; then verdict 0 "add one is flat: every median <= 2 ms ($flat)"; else verdict 1 "add one is flat: every median <= 2 ms ($flat)"; fi
 echo
 
-echo "Summary"
-fail=0
-for s in "${SUMMARY[@]}"; do
-	echo "  $s"
-	[ "${s%% *}" = PASS ] || fail=1
-done
-exit "$fail"
+bench_summary
