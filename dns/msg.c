@@ -46,7 +46,7 @@ static int parse_question(struct dns_rd *r, struct dns_query *q)
 	if (r->err)
 		return r->err;
 	/* Cannot fail: the buffer holds the longest presentation form. */
-	dns_name_str(&q->qname, q->qname_str, sizeof(q->qname_str));
+	q->qname_len = (uint16_t)dns_name_str(&q->qname, q->qname_str, sizeof(q->qname_str));
 	q->has_question = true;
 	return 0;
 }
@@ -105,7 +105,10 @@ int dns_query_parse(const uint8_t *wire, size_t len, struct dns_query *q, struct
 {
 	struct dns_rd r;
 
-	memset(q, 0, sizeof(*q));
+	memset(q, 0, offsetof(struct dns_query, qname_len));
+	q->qname_len = 0;
+	q->qname.len = q->qname.labels = 0;
+	q->qname_str[0] = 0;
 	dns_rd_init(&r, wire, len);
 	if (!parse_header(&r, q) && !parse_question(&r, q) && !parse_records(&r, q) &&
 	    dns_rd_left(&r))
@@ -136,7 +139,8 @@ int dns_resp_init(struct dns_resp *r, uint8_t *buf, size_t limit, const struct d
 {
 	struct dns_wr *w = &r->w;
 
-	memset(r, 0, sizeof(*r));
+	memset(r, 0, offsetof(struct dns_resp, set_owner)); /* the name is copied in */
+	r->set_owner.len = 0;
 	if (limit > DNS_TCP_MAX) /* also keeps every RDLENGTH below 65536 */
 		limit = DNS_TCP_MAX;
 	dns_wr_init(w, buf, limit);
@@ -148,6 +152,7 @@ int dns_resp_init(struct dns_resp *r, uint8_t *buf, size_t limit, const struct d
 	dns_wr_u16(w, q->id);
 	dns_wr_bytes(w, (const uint8_t[10]){0}, 10); /* flags and counts, set by finish */
 	if (q->has_question) {
+		r->qname = &q->qname;
 		dns_wr_name(w, &q->qname, true);
 		dns_wr_u16(w, q->qtype);
 		dns_wr_u16(w, q->qclass);
@@ -182,13 +187,22 @@ static bool name_ok(const struct dns_name *n)
 
 /* Continue the open RRset, or open a new one: remember where it starts so
  * that it can be dropped whole. */
+static bool set_owner_eq(const struct dns_resp *r, const struct dns_name *owner)
+{
+	if (r->set_is_q)
+		return owner == r->qname || dns_name_eq(r->qname, owner);
+	return dns_name_eq(&r->set_owner, owner);
+}
+
 static int set_enter(struct dns_resp *r, enum dns_section sec, const struct dns_name *owner,
 		     uint16_t type)
 {
-	if (sec < r->sec || sec > DNS_SEC_ADDITIONAL || !name_ok(owner) || type == DNS_TYPE_OPT)
+	bool is_q = owner && owner == r->qname; /* valid: the parser read it */
+
+	if (sec < r->sec || sec > DNS_SEC_ADDITIONAL || (!is_q && !name_ok(owner)) ||
+	    type == DNS_TYPE_OPT)
 		return -EINVAL;
-	if (r->set_open && r->set_sec == sec && r->set_type == type &&
-	    dns_name_eq(&r->set_owner, owner))
+	if (r->set_open && r->set_sec == sec && r->set_type == type && set_owner_eq(r, owner))
 		return r->set_dropped ? -EMSGSIZE : 0;
 	if (r->full)
 		return -EMSGSIZE;
@@ -199,8 +213,11 @@ static int set_enter(struct dns_resp *r, enum dns_section sec, const struct dns_
 	r->set_type = type;
 	r->set_count = r->count[sec];
 	r->set_mark = dns_wr_mark(&r->w);
-	r->set_owner.len = owner->len;
-	memcpy(r->set_owner.wire, owner->wire, owner->len);
+	r->set_is_q = is_q;
+	if (!is_q) {
+		r->set_owner.len = owner->len;
+		memcpy(r->set_owner.wire, owner->wire, owner->len);
+	}
 	return 0;
 }
 
@@ -212,7 +229,10 @@ static int rr_head(struct dns_resp *r, enum dns_section sec, const struct dns_na
 
 	if (err)
 		return err;
-	dns_wr_name(&r->w, owner, true);
+	if (owner == r->qname)
+		dns_wr_u16(&r->w, 0xc000 | DNS_HDR_SIZE);
+	else
+		dns_wr_name(&r->w, owner, true);
 	dns_wr_u16(&r->w, type);
 	dns_wr_u16(&r->w, DNS_CLASS_IN);
 	dns_wr_u32(&r->w, ttl);

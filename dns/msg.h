@@ -110,16 +110,19 @@ int dns_rr_read(struct dns_rd *r, struct dns_rr *rr);
 struct dns_query {
 	uint16_t id, flags;
 	uint16_t qdcount, ancount, nscount, arcount;
-	bool has_header;		  /* id and flags are valid: a FORMERR reply is possible */
-	bool has_question;		  /* qname, qtype and qclass are valid */
-	struct dns_name qname;		  /* wire form, in the query's case */
-	char qname_str[DNS_NAME_STR_MAX]; /* lower case, no trailing dot, for lookups */
+	bool has_header;   /* id and flags are valid: a FORMERR reply is possible */
+	bool has_question; /* qname, qtype and qclass are valid */
 	uint16_t qtype, qclass;
 	bool edns;	      /* an OPT record was present */
 	uint16_t udp_size;    /* the client's advertised payload size, as sent */
 	uint8_t ext_rcode;    /* high 8 bits of the client's rcode */
 	uint8_t edns_version; /* anything but 0 calls for BADVERS */
 	bool do_bit;
+	/* Last, and not cleared before parsing: a query is parsed for each
+	 * packet and these two are most of its size. */
+	uint16_t qname_len;		  /* strlen(qname_str) */
+	struct dns_name qname;		  /* wire form, in the query's case */
+	char qname_str[DNS_NAME_STR_MAX]; /* lower case, no trailing dot, for lookups */
 };
 
 /* Parse a query (also accepts a response: answer and authority are skipped).
@@ -144,12 +147,15 @@ struct dns_resp {
 	uint16_t rcode;	      /* 12 bits */
 	bool edns, do_bit, full;
 	uint16_t udp_size; /* advertised in our OPT */
-	/* The RRset being added. */
-	bool set_open, set_dropped;
+	/* The query's name, written at DNS_HDR_SIZE: an owner that is this very
+	 * struct (the usual case) becomes a pointer there without a search. */
+	const struct dns_name *qname;
+	/* The RRset being added; set_owner is not copied when it is qname. */
+	bool set_open, set_dropped, set_is_q;
 	enum dns_section set_sec;
 	uint16_t set_type, set_count;
 	struct dns_wr_mark set_mark;
-	struct dns_name set_owner;
+	struct dns_name set_owner; /* last: dns_resp_init does not clear it */
 };
 
 struct dns_soa {

@@ -122,6 +122,8 @@ struct dns_server {
 	struct udp_batch in, out;
 	struct dns_listener *batching; /* answers to this listener queue in out */
 	unsigned nout;
+	bool in_ready;	  /* in's headers are built */
+	unsigned in_used; /* of which the last recvmmsg filled these */
 };
 
 /* --- statistics ------------------------------------------------------------ */
@@ -292,7 +294,8 @@ static void udp_send(struct dns_server *s, const struct client *cl, const uint8_
 
 	if (s->batching == cl->l && s->nout < UDP_BATCH && len <= UDP_SLOT) {
 		unsigned i = s->nout++;
-		memcpy(b->data[i], msg, len);
+		if (msg != b->data[i]) /* resp_start builds most answers in place */
+			memcpy(b->data[i], msg, len);
 		memcpy(&b->peer[i], &cl->peer, cl->peerlen);
 		udp_fill(&b->msg[i].msg_hdr, &b->iov[i], &b->ctl[i], cl, b->data[i], len);
 		b->msg[i].msg_hdr.msg_name = &b->peer[i]; /* cl lives on the stack */
@@ -365,8 +368,12 @@ static int resp_start(struct dns_server *s, const struct client *cl, const struc
 {
 	struct svc_err e = {0};
 	size_t limit = dns_resp_limit(q, cl->c != NULL, DNS_EDNS_UDP_DEF);
+	uint8_t *buf = s->wbuf;
 
-	return dns_resp_init(r, s->wbuf, limit, q, DNS_EDNS_UDP_DEF, &e);
+	/* A UDP answer in a batch is built in its slot: no copy to queue it. */
+	if (!cl->c && s->batching == cl->l && s->nout < UDP_BATCH && limit <= UDP_SLOT)
+		buf = s->out.data[s->nout];
+	return dns_resp_init(r, buf, limit, q, DNS_EDNS_UDP_DEF, &e);
 }
 
 /* An answer that is only a header, the question and an rcode. */
@@ -744,17 +751,24 @@ static int udp_batch(struct dns_server *s, struct dns_listener *l)
 	struct udp_batch *in = &s->in;
 	int n;
 
-	for (int i = 0; i < UDP_BATCH; i++) {
+	/* recvmmsg changes only the lengths and flags: the headers are built
+	 * once and those reset after each use. */
+	for (int i = s->in_ready ? UDP_BATCH : 0; i < UDP_BATCH; i++) {
 		in->iov[i].iov_base = in->data[i];
 		in->iov[i].iov_len = UDP_SLOT;
 		in->msg[i].msg_hdr = (struct msghdr){.msg_name = &in->peer[i],
-						     .msg_namelen = sizeof(in->peer[i]),
 						     .msg_iov = &in->iov[i],
 						     .msg_iovlen = 1,
-						     .msg_control = in->ctl[i].buf,
-						     .msg_controllen = sizeof(in->ctl[i].buf)};
+						     .msg_control = in->ctl[i].buf};
 	}
+	for (unsigned i = 0; i < (s->in_ready ? s->in_used : UDP_BATCH); i++) {
+		in->msg[i].msg_hdr.msg_namelen = sizeof(in->peer[i]);
+		in->msg[i].msg_hdr.msg_controllen = sizeof(in->ctl[i].buf);
+		in->msg[i].msg_hdr.msg_flags = 0;
+	}
+	s->in_ready = true;
 	n = recvmmsg(l->fd, in->msg, UDP_BATCH, MSG_DONTWAIT, NULL);
+	s->in_used = n > 0 ? (unsigned)n : UDP_BATCH; /* a failure may touch any */
 	if (n <= 0)
 		return 0; /* EAGAIN, or an ICMP error from an earlier reply */
 	s->batching = l;

@@ -19,9 +19,11 @@ static uint8_t lower(uint8_t c)
 
 void dns_rd_init(struct dns_rd *r, const uint8_t *wire, size_t size)
 {
-	memset(r, 0, sizeof(*r));
 	r->wire = wire;
 	r->size = size;
+	r->pos = r->err_pos = 0;
+	r->err = 0;
+	r->why[0] = 0;
 }
 
 int dns_rd_fail(struct dns_rd *r, size_t pos, const char *fmt, ...)
@@ -180,9 +182,11 @@ int dns_rd_name(struct dns_rd *r, struct dns_name *out)
 
 void dns_wr_init(struct dns_wr *w, uint8_t *buf, size_t cap)
 {
-	memset(w, 0, sizeof(*w));
 	w->wire = buf;
 	w->cap = w->limit = cap;
+	w->pos = w->ncomp = 0; /* comp is read only below ncomp */
+	w->err = 0;
+	w->truncated = false;
 }
 
 void dns_wr_set_limit(struct dns_wr *w, size_t limit)
@@ -418,6 +422,14 @@ static size_t present(uint8_t c, char *out)
 	return 4;
 }
 
+/* Bytes that stand for themselves in presentation form: printable ASCII
+ * but the six that present() escapes.  Checked first, as nearly every byte
+ * of a real name is one of them. */
+static const uint8_t plain[256] = {
+    [0x21] = 1,		 [0x23 ... 0x27] = 1, [0x2a ... 0x2d] = 1,
+    [0x2f ... 0x3a] = 1, [0x3c ... 0x5b] = 1, [0x5d ... 0x7e] = 1,
+};
+
 int dns_name_str(const struct dns_name *n, char *buf, size_t size)
 {
 	char tmp[4];
@@ -431,8 +443,14 @@ int dns_name_str(const struct dns_name *n, char *buf, size_t size)
 		if (p && o + 1 < size)
 			buf[o++] = '.';
 		for (size_t i = 1; i <= n->wire[p]; i++) {
-			size_t k = present(n->wire[p + i], tmp);
+			uint8_t c = n->wire[p + i];
+			size_t k;
 
+			if (plain[c] && o + 1 < size) {
+				buf[o++] = (char)lower(c);
+				continue;
+			}
+			k = present(c, tmp);
 			if (o + k >= size)
 				return -ENOSPC;
 			memcpy(buf + o, tmp, k);

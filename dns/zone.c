@@ -34,13 +34,15 @@ struct zsrv {
 
 /* One owner name with its records.  The arrays and strings live in the same
  * allocation, after the struct: srv, then v6 (16 bytes each), v4 (4 each),
- * name, cname. */
+ * name, cname, and name's wire form (SRV and PTR answers carry it as a
+ * target: kept ready rather than parsed per answer). */
 struct znode {
 	struct znode *next; /* the service's other names */
 	uint8_t kind;
+	uint8_t wlen, wlabels; /* wire: 0 when the name is not a valid one */
 	uint32_t nv4, nv6, nsrv;
 	struct zsrv *srv;
-	uint8_t *v4, *v6;
+	uint8_t *v4, *v6, *wire;
 	char *name, *cname;
 };
 
@@ -163,7 +165,11 @@ static struct znode *node_new(enum znode_kind kind, const char *name, uint32_t n
 {
 	size_t nlen = strlen(name) + 1, clen = cname ? strlen(cname) + 1 : 0;
 	size_t srv = nsrv * sizeof(struct zsrv), v6 = (size_t)nv6 * 16, v4 = (size_t)nv4 * 4;
-	struct znode *n = malloc(sizeof(*n) + srv + v6 + v4 + nlen + clen);
+	struct dns_name w;
+	struct svc_err e;
+	bool wok = dns_name_from_str(&w, name, &e) == 0;
+	size_t wlen = wok ? w.len : 0;
+	struct znode *n = malloc(sizeof(*n) + srv + v6 + v4 + nlen + clen + wlen);
 	char *p;
 
 	if (!n)
@@ -180,7 +186,24 @@ static struct znode *node_new(enum znode_kind kind, const char *name, uint32_t n
 		n->cname = p + nlen;
 		memcpy(n->cname, cname, clen);
 	}
+	n->wire = (uint8_t *)(p + nlen + clen);
+	if (wok) {
+		memcpy(n->wire, w.wire, wlen);
+		n->wlen = (uint8_t)wlen;
+		n->wlabels = w.labels;
+	}
 	return n;
+}
+
+/* The node's name in wire form, for a target; false if it has none. */
+static bool node_wire(const struct znode *n, struct dns_name *out)
+{
+	if (!n->wlen)
+		return false;
+	memcpy(out->wire, n->wire, n->wlen);
+	out->len = n->wlen;
+	out->labels = n->wlabels;
+	return true;
 }
 
 static void node_add_addr(struct znode *n, const struct svc_addr *a)
@@ -689,7 +712,7 @@ static void add_srv(const struct dns_zone *z, const struct dns_query *q, struct 
 	struct dns_name t;
 
 	for (uint32_t i = 0; i < n->nsrv; i++)
-		if (wire_name(n->srv[i].target->name, &t))
+		if (node_wire(n->srv[i].target, &t))
 			dns_resp_add_srv(r, DNS_SEC_ANSWER, &q->qname, z->ttl, 0, weight,
 					 n->srv[i].port, &t);
 	/* Each target's addresses once, even when it serves several ports. */
@@ -698,7 +721,7 @@ static void add_srv(const struct dns_zone *z, const struct dns_query *q, struct 
 		uint32_t j = 0;
 		while (j < i && n->srv[j].target != tn)
 			j++;
-		if (j == i && wire_name(tn->name, &t))
+		if (j == i && node_wire(tn, &t))
 			add_addrs(z, r, DNS_SEC_ADDITIONAL, &t, tn, DNS_TYPE_ANY);
 	}
 }
@@ -857,7 +880,7 @@ static enum dns_zone_result answer_ptr(const struct dns_zone *z, const struct dn
 	if (!wants(q->qtype, DNS_TYPE_PTR))
 		return negative(z, r, DNS_RCODE_NOERROR);
 	for (; l; l = l->next)
-		if (wire_name(container_of(l, struct zptr, link)->target->name, &t))
+		if (node_wire(container_of(l, struct zptr, link)->target, &t))
 			dns_resp_add_name(r, DNS_SEC_ANSWER, &q->qname, DNS_TYPE_PTR, z->ttl, &t);
 	return DNS_Z_ANSWERED;
 }
@@ -866,7 +889,7 @@ enum dns_zone_result dns_zone_answer(const struct dns_zone *z, const struct dns_
 				     struct dns_resp *r, char *target, size_t n)
 {
 	const char *s = q->qname_str;
-	size_t len = strlen(s), rel;
+	size_t len = q->qname_len, rel;
 	const void *hit;
 
 	if (ends_with(s, len, ".arpa"))

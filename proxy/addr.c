@@ -23,8 +23,29 @@ int addr_parse(const char *s, struct svc_addr *out)
 	return 0;
 }
 
+/* Dotted quad by hand: the DNS responder formats the client's address for
+ * each name it does not have (is the client a pod?), and inet_ntop goes
+ * through sprintf. */
+static void fmt_v4(const uint8_t a[4], char *buf)
+{
+	for (int i = 0; i < 4; i++) {
+		unsigned v = a[i];
+
+		if (v >= 100)
+			*buf++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*buf++ = (char)('0' + v / 10 % 10);
+		*buf++ = (char)('0' + v % 10);
+		*buf++ = i < 3 ? '.' : '\0';
+	}
+}
+
 const char *addr_fmt(const struct svc_addr *a, char buf[static SVC_ADDR_STRLEN])
 {
+	if (a->family == AF_INET) {
+		fmt_v4(a->a, buf);
+		return buf;
+	}
 	if (!a->family || !inet_ntop(a->family, a->a, buf, SVC_ADDR_STRLEN))
 		snprintf(buf, SVC_ADDR_STRLEN, "<none>");
 	return buf;

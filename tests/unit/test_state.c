@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The desired state end to end in one process: apply is all-or-nothing,
  * allocations survive a reload, files on disk are validated on load. */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -367,9 +368,30 @@ static int fresh_dir(void)
 	return mkdtemp(dir) ? 0 : -1;
 }
 
+/* addr_fmt formats IPv4 by hand: it must agree with inet_ntop, for every
+ * octet value in every position. */
+static void test_addr_fmt_v4(void)
+{
+	char ours[SVC_ADDR_STRLEN], libc[INET_ADDRSTRLEN];
+	struct svc_addr a = {.family = AF_INET};
+	int bad = 0;
+
+	for (unsigned v = 0; v < 256; v++) {
+		for (int pos = 0; pos < 4; pos++) {
+			memset(a.a, pos == 0 ? 7 : 200, 4);
+			a.a[pos] = (uint8_t)v;
+			inet_ntop(AF_INET, a.a, libc, sizeof(libc));
+			if (strcmp(addr_fmt(&a, ours), libc) && bad++ < 3)
+				CHECK_STR(ours, libc);
+		}
+	}
+	CHECK(bad == 0);
+}
+
 int main(void)
 {
 	atexit(remove_dir);
+	test_addr_fmt_v4();
 	if (fresh_dir())
 		return 1;
 	test_all_or_nothing();
