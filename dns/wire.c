@@ -312,24 +312,34 @@ bool dns_name_valid(const struct dns_name *n)
 
 void dns_wr_name(struct dns_wr *w, const struct dns_name *n, bool compress)
 {
-	size_t p = 0;
+	size_t p = 0, start = w->pos;
+	long o = -1;
+	uint8_t *dst;
 
 	if (!w->err && !dns_name_valid(n))
 		w->err = -EINVAL;
-	while (!w->err && n->wire[p]) {
-		long o = compress ? comp_find(w, n->wire + p) : -1;
-
-		if (o >= 0) {
-			dns_wr_u16(w, (uint16_t)(0xc000 | o));
-			return;
-		}
-		/* Remember this suffix for later names, while a pointer can reach it. */
-		if (w->ncomp < DNS_WR_COMP_MAX && w->pos <= DNS_PTR_MAX)
-			w->comp[w->ncomp++] = (uint16_t)w->pos;
-		dns_wr_bytes(w, n->wire + p, 1 + (size_t)n->wire[p]);
-		p += 1 + (size_t)n->wire[p];
+	if (w->err)
+		return;
+	/* The longest suffix already in the message, if any: labels before it
+	 * are written as they are, in one copy, then a pointer or the root. */
+	for (; compress && w->ncomp && n->wire[p]; p += 1 + (size_t)n->wire[p])
+		if ((o = comp_find(w, n->wire + p)) >= 0)
+			break;
+	if (!compress || !w->ncomp)
+		p = (size_t)n->len - 1;
+	if (!(dst = room(w, p + (o >= 0 ? 2 : 1))))
+		return;
+	memcpy(dst, n->wire, p);
+	if (o >= 0) {
+		dst[p] = (uint8_t)(0xc0 | o >> 8);
+		dst[p + 1] = (uint8_t)o;
+	} else {
+		dst[p] = 0;
 	}
-	dns_wr_u8(w, 0);
+	/* Remember these suffixes for later names, while a pointer can reach them. */
+	for (size_t q = 0; q < p && w->ncomp < DNS_WR_COMP_MAX && start + q <= DNS_PTR_MAX;
+	     q += 1 + (size_t)n->wire[q])
+		w->comp[w->ncomp++] = (uint16_t)(start + q);
 }
 
 /* ---- names ---- */

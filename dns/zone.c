@@ -603,6 +603,8 @@ int dns_zone_new(const char *domain, uint32_t ttl, struct dns_zone **out, struct
 		return r;
 	}
 	z->ttl = ttl;
+	/* Looked up for every query: probes compare hashes before names. */
+	z->names.hashed = z->podnames.hashed = true;
 	z->soa.serial = 1;
 	z->soa.refresh = SOA_REFRESH;
 	z->soa.retry = SOA_RETRY;

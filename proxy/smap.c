@@ -13,7 +13,8 @@ static const char tomb_key[] = "";
 
 static size_t find(const struct smap *m, const char *key, bool *found)
 {
-	size_t mask = m->cap - 1, i = hash_str(key) & mask, first_tomb = SIZE_MAX;
+	uint64_t hash = hash_str(key);
+	size_t mask = m->cap - 1, i = hash & mask, first_tomb = SIZE_MAX;
 
 	for (;; i = (i + 1) & mask) {
 		const char *k = m->v[i].key;
@@ -24,7 +25,7 @@ static size_t find(const struct smap *m, const char *key, bool *found)
 		if (k == TOMB) {
 			if (first_tomb == SIZE_MAX)
 				first_tomb = i;
-		} else if (!strcmp(k, key)) {
+		} else if ((!m->h || m->h[i] == (uint32_t)hash) && !strcmp(k, key)) {
 			*found = true;
 			return i;
 		}
@@ -33,20 +34,29 @@ static size_t find(const struct smap *m, const char *key, bool *found)
 
 static int grow(struct smap *m)
 {
-	struct smap nm = {.cap = m->cap ? m->cap * 2 : 64};
+	struct smap nm = {.cap = m->cap ? m->cap * 2 : 64, .hashed = m->hashed};
 	bool found;
 
 	if (m->cap && (m->n + 1) * 2 < m->cap)
 		nm.cap = m->cap;
 	nm.v = calloc(nm.cap, sizeof(*nm.v));
-	if (!nm.v)
+	if (nm.v && nm.hashed)
+		nm.h = calloc(nm.cap, sizeof(*nm.h));
+	if (!nm.v || (nm.hashed && !nm.h)) {
+		free(nm.v);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < m->cap; i++)
 		if (m->v[i].key && m->v[i].key != TOMB) {
-			nm.v[find(&nm, m->v[i].key, &found)] = m->v[i];
+			size_t j = find(&nm, m->v[i].key, &found);
+
+			nm.v[j] = m->v[i];
+			if (nm.h)
+				nm.h[j] = (uint32_t)hash_str(m->v[i].key);
 			nm.n++;
 		}
 	free(m->v);
+	free(m->h);
 	*m = nm;
 	return 0;
 }
@@ -88,6 +98,8 @@ int smap_put(struct smap *m, const char *key, void *val)
 	}
 	m->v[i].key = key;
 	m->v[i].val = val;
+	if (m->h)
+		m->h[i] = (uint32_t)hash_str(key);
 	return 0;
 }
 
@@ -144,8 +156,12 @@ void smap_free_owned(struct smap *m)
 
 void smap_free(struct smap *m)
 {
+	bool hashed = m->hashed;
+
 	free(m->v);
+	free(m->h);
 	memset(m, 0, sizeof(*m));
+	m->hashed = hashed;
 }
 
 struct smap_ent *smap_next(const struct smap *m, size_t *cursor)

@@ -4,7 +4,9 @@
 #ifndef SVCD_SMAP_H
 #define SVCD_SMAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct smap_ent {
 	const char *key;
@@ -14,6 +16,11 @@ struct smap_ent {
 struct smap {
 	struct smap_ent *v;
 	size_t cap, n, tomb;
+	/* With hashed set (before the first put), each slot's hash is kept
+	 * beside it so that a probe compares strings only when the hashes
+	 * agree: 4 bytes a slot for maps on a hot path (the DNS zone). */
+	bool hashed;
+	uint32_t *h;
 };
 
 void *smap_get(const struct smap *m, const char *key);
