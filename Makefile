@@ -14,7 +14,7 @@ EV_LIBS := $(shell pkg-config --libs libev 2>/dev/null || echo -lev)
 CC ?= cc
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-	-Wformat=2 -Wno-format-truncation -D_GNU_SOURCE -MMD -MP -Iproxy -Inetlink -Ilauncher -Idns $(PKG_CFLAGS)
+	-Wformat=2 -Wno-format-truncation -D_GNU_SOURCE -MMD -MP -Iproxy -Inetlink -Ilauncher -Idns -Ilb $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) $(EV_LIBS) -lm
 
 ifeq ($(V),1)

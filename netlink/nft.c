@@ -413,8 +413,10 @@ static int want_service(struct nft *nf, const struct svc_obj *o, struct want *w)
 	const struct svc_service *s = o ? o->u.svc : NULL;
 	struct elem *x;
 
+	/* A service the userspace balancer carries gets no rule here: its
+	 * address is local to the node, and the balancer listens on it. */
 	if (!s || s->type == SVC_EXTERNAL_NAME || s->headless || s->cluster_ip.family != AF_INET ||
-	    !s->targets)
+	    !s->targets || s->userspace)
 		return 0;
 	if ((x = want_add(w, SET_CLUSTER_IPS)))
 		put_addr(x->key, &s->cluster_ip);

@@ -478,7 +478,56 @@ static const char *proto_name(uint8_t proto)
 /* One row of the service table.  Every string here passed validation as a
  * DNS name, port name or address, so none needs JSON escaping; the rows
  * are written directly because a 10,000-service list must stay cheap. */
-static int service_row(struct sbuf *b, const struct svc_obj *o)
+struct lb_row {
+	struct sbuf *b;
+	int r, n;
+};
+
+static void lb_row_listen(void *ctx, const char *where)
+{
+	struct lb_row *x = ctx;
+
+	x->r |= sbuf_addf(x->b, "%s\"%s\"", x->n++ ? "," : "", where);
+}
+
+static int lb_counters_json(struct sbuf *b, const struct lb_counters *c)
+{
+	return sbuf_addf(b,
+			 "\"active\":%llu,\"total\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,"
+			 "\"connect_failures\":%llu",
+			 (unsigned long long)c->active, (unsigned long long)c->total,
+			 (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
+			 (unsigned long long)c->connect_failures);
+}
+
+static void lb_row_ep(void *ctx, const char *ep, const struct lb_counters *c)
+{
+	struct lb_row *x = ctx;
+
+	x->r |= sbuf_addf(x->b, "%s{\"endpoint\":\"%s\",", x->n++ ? "," : "", ep);
+	x->r |= lb_counters_json(x->b, c) | sbuf_adds(x->b, "}");
+}
+
+/* Where the userspace balancer listens for o, and its counters. */
+static int lb_row(struct sbuf *b, const struct lb *lb, const struct svc_obj *o)
+{
+	struct lb_row x = {.b = b};
+	struct lb_counters tot;
+	char key[600];
+
+	snprintf(key, sizeof(key), "%s/%s", o->ns, o->name);
+	if (!lb || !lb_has_service(lb, key))
+		return 0;
+	x.r |= sbuf_adds(b, ",\"listen\":[");
+	lb_service_walk(lb, key, lb_row_listen, NULL, &tot, &x);
+	x.r |= sbuf_adds(b, "],\"lb\":{") | lb_counters_json(b, &tot);
+	x.r |= sbuf_adds(b, ",\"endpoints\":[");
+	x.n = 0;
+	lb_service_walk(lb, key, NULL, lb_row_ep, &tot, &x);
+	return x.r | sbuf_adds(b, "]}");
+}
+
+static int service_row(struct sbuf *b, const struct svc_obj *o, const struct lb *lb)
 {
 	const struct svc_service *s = o->u.svc;
 	char ip[SVC_ADDR_STRLEN];
@@ -517,8 +566,9 @@ static int service_row(struct sbuf *b, const struct svc_obj *o)
 			r |= sbuf_addf(b, "%s\"%s%s%s:%u\"", shown > 1 ? "," : "", v6 ? "[" : "",
 				       addr_fmt(&t->addr, ip), v6 ? "]" : "", t->port);
 		}
-	r |= sbuf_addf(b, "],\"endpointCount\":%u}", shown);
-	return r;
+	r |= sbuf_addf(b, "],\"endpointCount\":%u", shown);
+	r |= lb_row(b, lb, o);
+	return r | sbuf_adds(b, "}");
 }
 
 /* The cluster DNS service, as Kubernetes lists it.  Shown, never stored:
@@ -573,7 +623,8 @@ static cJSON *op_list(struct conn *c, const cJSON *req)
 			dns = false;
 		}
 		if (i < n)
-			r |= (rows++ ? sbuf_add(&b, ",", 1) : 0) | service_row(&b, v[i]);
+			r |= (rows++ ? sbuf_add(&b, ",", 1) : 0) |
+			     service_row(&b, v[i], c->api->d->lb);
 	}
 	r |= sbuf_adds(&b, "]}");
 	free(v);
@@ -624,7 +675,18 @@ static cJSON *op_status(struct conn *c, const cJSON *req)
 
 	(void)req;
 	reconciler_status(d->rec, &rs);
-	cJSON_AddStringToObject(resp, "mode", rs.mode);
+	cJSON_AddStringToObject(resp, "mode", d->mode ? d->mode : rs.mode);
+	if (d->lb) {
+		struct lb_stats st;
+		cJSON *u = cJSON_AddObjectToObject(resp, "userspace");
+		lb_stats(d->lb, &st);
+		cJSON_AddNumberToObject(u, "services", (double)st.services);
+		cJSON_AddNumberToObject(u, "listeners", (double)st.listeners);
+		cJSON_AddNumberToObject(u, "active", (double)st.active);
+		cJSON_AddNumberToObject(u, "total", (double)st.total);
+		cJSON_AddNumberToObject(u, "acceptPauses", (double)st.accept_paused);
+		cJSON_AddBoolToObject(u, "loopbackOnly", st.loopback_only);
+	}
 	cJSON_AddBoolToObject(resp, "synced", rs.synced);
 	cJSON_AddNumberToObject(resp, "desiredGeneration", (double)rs.desired);
 	cJSON_AddNumberToObject(resp, "appliedGeneration", (double)rs.applied);

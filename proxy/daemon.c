@@ -8,6 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <linux/capability.h>
+#include <sys/syscall.h>
+
+#include "lbsync.h"
 #include "nft.h"
 #include "server.h"
 #include "util.h"
@@ -22,6 +26,10 @@ void svcd_config_defaults(struct svcd_config *cfg)
 	cfg->node_port_hi = 32767;
 	cfg->resync_seconds = 30;
 	cfg->mode = "auto";
+	cfg->lb.connect_timeout = 1;
+	cfg->lb.drain_grace = 30;
+	cfg->lb.udp_timeout = 30;
+	cfg->lb.max_conns = 16384;
 	cfg->dns_service_ip = "10.96.0.10";
 	cfg->cluster_cidr = "10.244.0.0/16";
 	cfg->nft_table = "svcd";
@@ -70,8 +78,44 @@ static void on_store_io(struct ev_loop *loop, ev_io *w, int revents)
 		svc_log(SVC_LOG_ERROR, "store: reading directory events: %s", strerror(errno));
 }
 
-/* --mode auto takes nftables whenever it can be programmed, and says so;
- * --mode nftables fails loudly when it cannot. */
+/* May this process add addresses (CAP_NET_ADMIN in its effective set)? */
+static bool have_net_admin(void)
+{
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+
+	if (syscall(SYS_capget, &h, d))
+		return false;
+	return d[CAP_NET_ADMIN / 32].effective & (1u << (CAP_NET_ADMIN % 32));
+}
+
+/* The userspace balancer, for every service (all) or the annotated ones. */
+static int start_lb(struct svcd *d, bool all, struct svc_err *e)
+{
+	struct lb_config lc = d->cfg.lb;
+	struct svc_backend b;
+	int r;
+
+	lc.loopback_only = !have_net_admin();
+	if ((r = lb_backend_new(d->loop, &lc, all, &b, &d->lb, e)))
+		return r;
+	if (reconciler_add_backend(d->rec, &b)) {
+		b.destroy(b.priv);
+		d->lb = NULL;
+		return svc_errf(e, ENOSPC, "too many backends");
+	}
+	if (all)
+		svc_log(SVC_LOG_INFO, "data plane: userspace balancer (%s)",
+			lc.loopback_only ? "no CAP_NET_ADMIN: services listen on 127.0.0.1, "
+					   "ports in svcctl list"
+					 : "service addresses on lo");
+	return 0;
+}
+
+/* --mode auto takes nftables whenever it can be programmed, else the
+ * userspace balancer, and says which; --mode nftables fails loudly when it
+ * cannot.  Next to nftables, the balancer carries the services annotated
+ * svcd.io/proxy-mode: userspace. */
 static int start_dataplane(struct svcd *d, struct svc_err *e)
 {
 	struct nft_config nc = {.table = d->cfg.nft_table,
@@ -81,22 +125,36 @@ static int start_dataplane(struct svcd *d, struct svc_err *e)
 	struct svc_backend b;
 	int r;
 
+	d->mode = "none";
 	if (!strcmp(mode, "none"))
 		return 0;
-	if (strcmp(mode, "auto") && strcmp(mode, "nftables"))
-		return svc_errf(e, EINVAL, "--mode: \"%s\" is not one of auto, nftables, none",
+	if (strcmp(mode, "auto") && strcmp(mode, "nftables") && strcmp(mode, "userspace"))
+		return svc_errf(e, EINVAL,
+				"--mode: \"%s\" is not one of auto, nftables, userspace, none",
 				mode);
+	if (!strcmp(mode, "userspace")) {
+		d->mode = "userspace";
+		return start_lb(d, true, e);
+	}
 	r = nft_backend_new(&nc, &b, e);
 	if (r && !strcmp(mode, "nftables"))
 		return svc_err_ctx(e, "--mode nftables");
 	if (r) {
-		svc_log(SVC_LOG_WARN, "mode auto: nftables cannot be used (%s); no data plane",
+		svc_log(SVC_LOG_WARN,
+			"mode auto: nftables cannot be used (%s); "
+			"using the userspace balancer",
 			e->msg);
 		svc_err_clear(e);
-		return 0;
+		d->mode = "userspace";
+		return start_lb(d, true, e);
 	}
 	svc_log(SVC_LOG_INFO, "data plane: nftables (table ip %s)", d->cfg.nft_table);
-	return reconciler_add_backend(d->rec, &b) ? svc_errf(e, ENOSPC, "too many backends") : 0;
+	d->mode = "nftables";
+	if (reconciler_add_backend(d->rec, &b)) {
+		b.destroy(b.priv);
+		return svc_errf(e, ENOSPC, "too many backends");
+	}
+	return start_lb(d, false, e);
 }
 
 /* --upstream-dns, else the node's resolv.conf; none is allowed (SERVFAIL
@@ -195,4 +253,5 @@ void svcd_stop(struct svcd *d)
 	d->api = NULL;
 	d->pods = NULL;
 	d->rec = NULL;
+	d->lb = NULL; /* freed with its backend */
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "lb.h"
 #include "pods.h"
 #include "reconcile.h"
 #include "state.h"
@@ -19,7 +20,8 @@ struct svcd_config {
 	const char *service_cidr; /* --service-cidr */
 	uint16_t node_port_lo, node_port_hi;
 	double resync_seconds; /* --resync-period */
-	const char *mode;      /* --mode: auto, nftables, none */
+	const char *mode;      /* --mode: auto, nftables, userspace, none */
+	struct lb_config lb;   /* --lb-* */
 	const char *dns_service_ip;
 	const char *cluster_cidr;   /* --cluster-cidr */
 	const char *node_name;	    /* --node-name: endpoints there are local */
@@ -48,6 +50,8 @@ struct svcd {
 	struct svc_api *api;
 	struct svc_pods *pods;	/* NULL with --no-pods */
 	struct dns_server *dns; /* NULL with --no-dns */
+	struct lb *lb;		/* the userspace balancer; owned by its backend */
+	const char *mode;	/* the data plane chosen: nftables, userspace, none */
 	ev_io store_io;
 	time_t started;
 };

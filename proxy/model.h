@@ -38,6 +38,9 @@ struct svc_labels {
 /* Every selector pair is present in labels (an empty selector matches nothing). */
 bool labels_match(const struct svc_labels *selector, const struct svc_labels *labels);
 
+/* A Service annotation: "userspace" sends it through the userspace balancer. */
+#define SVC_PROXY_MODE_ANNOTATION "svcd.io/proxy-mode"
+
 enum svc_type { SVC_CLUSTER_IP, SVC_NODE_PORT, SVC_LOAD_BALANCER, SVC_EXTERNAL_NAME };
 const char *svc_type_name(enum svc_type t);
 
@@ -79,6 +82,7 @@ struct svc_service {
 	struct svc_addr *lb_ips; /* status.loadBalancer.ingress[].ip */
 	uint32_t n_lb_ips;
 	bool external_local, internal_local; /* traffic policies */
+	bool userspace;			     /* annotation SVC_PROXY_MODE_ANNOTATION: "userspace" */
 	char *external_name;
 	/* Owned by the endpoints controller: one list per entry of ports[]. */
 	struct svc_port_targets *targets;

@@ -26,13 +26,21 @@ static void usage(FILE *f)
 		"  --node-port-range A-B    nodePort range (default 30000-32767)\n"
 		"  --dns-service-ip IP      kept out of the ClusterIP pool (default 10.96.0.10)\n"
 		"  --resync-period SECONDS  full data-plane resync (default 30, 0 disables)\n"
-		"  --mode MODE              data plane: auto (default: nftables when it works),\n"
-		"                           nftables, or none\n"
+		"  --mode MODE              data plane: auto (default: nftables when it works,\n"
+		"                           else the userspace balancer), nftables, userspace\n"
+		"                           or none\n"
 		"  --cluster-cidr CIDR      pod addresses; clients outside are masqueraded\n"
 		"                           (default 10.244.0.0/16)\n"
 		"  --node-name NAME         endpoints with this nodeName are local (default: "
 		"hostname)\n"
 		"  --cluster-domain DOMAIN  the cluster's DNS zone (default cluster.local)\n"
+		"userspace balancer (--mode userspace, or services annotated\n"
+		"svcd.io/proxy-mode: userspace):\n"
+		"  --lb-connect-timeout S   give an endpoint up after S seconds (default 1)\n"
+		"  --lb-drain-grace S       connections to a removed endpoint live S seconds\n"
+		"                           more, then are reset (default 30)\n"
+		"  --lb-max-conns N         connections at once; accepts pause beyond (16384)\n"
+		"  --lb-udp-timeout S       an idle UDP session ends after S seconds (30)\n"
 		"dns:\n"
 		"  --dns-listen ADDR:PORT   serve DNS here too (repeatable; the DNS service IP\n"
 		"                           is always served on port 53)\n"
@@ -126,7 +134,11 @@ static int parse_args(int argc, char **argv, struct svcd_config *cfg, int *verbo
 		O_DNSLISTEN,
 		O_UPSTREAM,
 		O_DNSTTL,
-		O_NODNS
+		O_NODNS,
+		O_LBCT,
+		O_LBDRAIN,
+		O_LBMAX,
+		O_LBUDP
 	};
 	static const struct option opts[] = {
 	    {"state-dir", required_argument, NULL, O_STATE},
@@ -152,6 +164,10 @@ static int parse_args(int argc, char **argv, struct svcd_config *cfg, int *verbo
 	    {"upstream-dns", required_argument, NULL, O_UPSTREAM},
 	    {"dns-ttl", required_argument, NULL, O_DNSTTL},
 	    {"no-dns", no_argument, NULL, O_NODNS},
+	    {"lb-connect-timeout", required_argument, NULL, O_LBCT},
+	    {"lb-drain-grace", required_argument, NULL, O_LBDRAIN},
+	    {"lb-max-conns", required_argument, NULL, O_LBMAX},
+	    {"lb-udp-timeout", required_argument, NULL, O_LBUDP},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -247,6 +263,37 @@ static int parse_args(int argc, char **argv, struct svcd_config *cfg, int *verbo
 		case O_NOPODS:
 			cfg->no_pods = true;
 			break;
+		case O_LBCT:
+		case O_LBDRAIN:
+		case O_LBUDP: {
+			double v = strtod(optarg, &end);
+			if (*end || !(v > 0) || v > 86400) {
+				fprintf(stderr,
+					"svcd: --%s: \"%s\" is not a number of seconds (above 0, "
+					"at most 86400)\n",
+					c == O_LBCT	 ? "lb-connect-timeout"
+					: c == O_LBDRAIN ? "lb-drain-grace"
+							 : "lb-udp-timeout",
+					optarg);
+				return 2;
+			}
+			*(c == O_LBCT	   ? &cfg->lb.connect_timeout
+			  : c == O_LBDRAIN ? &cfg->lb.drain_grace
+					   : &cfg->lb.udp_timeout) = v;
+			break;
+		}
+		case O_LBMAX: {
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || !v || v > 10000000) {
+				fprintf(stderr,
+					"svcd: --lb-max-conns: \"%s\" is not a count from 1 to "
+					"10000000\n",
+					optarg);
+				return 2;
+			}
+			cfg->lb.max_conns = (unsigned)v;
+			break;
+		}
 		case O_DNSLISTEN:
 			cfg->dns_listen = argv_push(cfg->dns_listen, &cfg->n_dns_listen, optarg);
 			break;

@@ -107,6 +107,24 @@ static int check_meta(struct vctx *v, cJSON *doc, struct svc_obj *o)
 
 /* --- Service ------------------------------------------------------------ */
 
+/* metadata.annotations["svcd.io/proxy-mode"]: "userspace" has the service
+ * carried by the userspace balancer whatever the node's mode; "auto" (or
+ * no annotation) follows the node. */
+static int svc_proxy_mode(struct vctx *v, const cJSON *doc, struct svc_service *s)
+{
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(doc, "metadata");
+	const cJSON *ann = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(ann, SVC_PROXY_MODE_ANNOTATION);
+
+	if (!cJSON_IsString(m) || !strcmp(m->valuestring, "auto"))
+		return 0;
+	if (strcmp(m->valuestring, "userspace"))
+		return vfail(v, "metadata.annotations[\"" SVC_PROXY_MODE_ANNOTATION "\"]",
+			     "must be \"userspace\" or \"auto\", got \"%.100s\"", m->valuestring);
+	s->userspace = true;
+	return 0;
+}
+
 static const char *const svc_spec_known[] = {"type",
 					     "clusterIP",
 					     "clusterIPs",
@@ -408,7 +426,8 @@ static int parse_service(struct vctx *v, cJSON *doc, struct svc_obj *o)
 	if ((r = svc_cluster_ip(v, (cJSON *)spec, s)) || (r = svc_ports(v, (cJSON *)spec, s)) ||
 	    (r = vlabels(v, spec, "selector", "spec", &s->selector)) ||
 	    (r = svc_affinity(v, (cJSON *)spec, s)) || (r = svc_policies(v, (cJSON *)spec, s)) ||
-	    (r = svc_external(v, (cJSON *)spec, s)) || (r = svc_lb_ips(v, doc, spec, s)))
+	    (r = svc_external(v, (cJSON *)spec, s)) || (r = svc_lb_ips(v, doc, spec, s)) ||
+	    (r = svc_proxy_mode(v, doc, s)))
 		return r;
 	s->has_selector = s->selector.n > 0;
 	return 0;
