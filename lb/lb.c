@@ -182,7 +182,7 @@ struct lb {
 	struct lb_conn *dead;
 	struct lb_udp *dead_udp;
 	size_t nconns, nlisteners;
-	bool paused;
+	bool paused, paused_fds;
 	uint64_t accept_paused;
 	ev_tstamp aff_swept;
 	uint8_t **bufs; /* idle buffers */
@@ -460,8 +460,12 @@ static void ep_failed(struct lb_ep *ep, struct lb_port *p, ev_tstamp now)
 
 /* --- TCP: accepting ------------------------------------------------------------------ */
 
+/* Stop accepting: at the connection limit until a connection closes, out
+ * of fds (retry_later) until the resume timer, as a close frees one fd
+ * where a connection needs two or three. */
 static void listeners_pause(struct lb *lb, bool retry_later)
 {
+	lb->paused_fds |= retry_later;
 	if (!lb->paused) {
 		for (struct lb_listener *l = lb->tcp_ls; l; l = l->lnext)
 			ev_io_stop(lb->loop, &l->io);
@@ -474,9 +478,11 @@ static void listeners_pause(struct lb *lb, bool retry_later)
 	}
 }
 
-static void listeners_resume(struct lb *lb)
+static void listeners_resume(struct lb *lb, bool timer)
 {
-	if (!lb->paused || lb->nconns >= lb->cfg.max_conns)
+	if (timer)
+		lb->paused_fds = false;
+	if (!lb->paused || lb->paused_fds || lb->nconns >= lb->cfg.max_conns)
 		return;
 	for (struct lb_listener *l = lb->tcp_ls; l; l = l->lnext)
 		ev_io_start(lb->loop, &l->io);
@@ -488,7 +494,7 @@ static void on_resume(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	(void)loop;
 	(void)revents;
-	listeners_resume(w->data);
+	listeners_resume(w->data, true);
 }
 
 static void tq_remove(struct lb *lb, struct lb_conn *c)
@@ -602,7 +608,7 @@ static void conn_close(struct lb_conn *c, bool reset)
 	lb->nconns--;
 	c->dead_next = lb->dead;
 	lb->dead = c;
-	listeners_resume(lb);
+	listeners_resume(lb, false);
 }
 
 static void conn_connected(struct lb_conn *c);
@@ -668,7 +674,7 @@ static void conn_start(struct lb *lb, struct lb_listener *l, int fd,
 	struct lb_conn *c = calloc(1, sizeof(*c));
 	uint16_t port;
 
-	if (!c || ep_add(lb, fd, 0)) {
+	if (!c || ep_add(lb, fd, ev_tag(c, CLI, 0))) {
 		free(c);
 		close_reset(fd);
 		return;
@@ -681,11 +687,7 @@ static void conn_start(struct lb *lb, struct lb_listener *l, int fd,
 	from_sockaddr(peer, &c->client, &port);
 	c->port = l->port;
 	l->port->refs++;
-	/* Registered now, as the client: its events only set flags until the
-	 * endpoint answers.  The tag is set again with the object's address. */
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-				 .data.u64 = ev_tag(c, CLI, 0)};
-	epoll_ctl(lb->epfd, EPOLL_CTL_MOD, fd, &ev);
+	/* The client's events only set its flags until the endpoint answers. */
 	c->next = lb->conns;
 	if (lb->conns)
 		lb->conns->prev = c;
@@ -828,10 +830,11 @@ static int flow_run(struct lb_conn *c, struct lb_flow *f, struct lb_half *src, s
 		if (pending(f))
 			return 0; /* backpressure: read no more until dst takes this */
 		if (src->eof) {
-			if (!dst->shut) {
+			/* Half-close.  A peer that closed its own side gets our FIN
+			 * from close() once the other direction is done. */
+			if (!dst->shut && !dst->eof)
 				shutdown(dst->fd, SHUT_WR);
-				dst->shut = true;
-			}
+			dst->shut = true;
 			return 0;
 		}
 		if (!src->rd)
@@ -1277,7 +1280,8 @@ static int vip_ref(struct lb *lb, const struct svc_addr *a, struct svc_err *e)
 	if (!(v = calloc(1, sizeof(*v))))
 		return svc_errf(e, ENOMEM, "out of memory");
 	memcpy(v->key, key, sizeof(v->key));
-	if ((r = localaddr_add(v->key, e)) || (r = smap_put(&lb->vips, v->key, v))) {
+	if ((r = localaddr_add_label(v->key, LB_ADDR_LABEL, e)) ||
+	    (r = smap_put(&lb->vips, v->key, v))) {
 		if (r == -ENOMEM)
 			svc_errf(e, ENOMEM, "out of memory");
 		free(v);
@@ -1673,6 +1677,11 @@ int lb_new(struct ev_loop *loop, const struct lb_config *cfg, struct lb **out, s
 	lb->sweep_timer.data = lb;
 	ev_timer_start(loop, &lb->sweep_timer);
 	lb->aff_swept = ev_now(loop);
+	/* Addresses an earlier run left (a crash, a kill): the services that
+	 * still exist put theirs back at the first sync. */
+	if (!lb->cfg.loopback_only)
+		localaddr_flush_label(LB_ADDR_LABEL, e);
+	svc_err_clear(e);
 	*out = lb;
 	return 0;
 }

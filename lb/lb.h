@@ -17,6 +17,9 @@
 struct ev_loop;
 struct lb;
 
+/* The label of the addresses the balancer adds to lo (IPv4 only). */
+#define LB_ADDR_LABEL "lo:svcd"
+
 struct lb_config {
 	double connect_timeout; /* seconds before an endpoint is given up on */
 	double drain_grace;	/* seconds a removed endpoint's connections live on */

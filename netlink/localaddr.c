@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <netlink/netlink.h>
 #include <netlink/route/addr.h>
@@ -11,7 +12,7 @@
 #define LOOPBACK_INDEX 1 /* lo is always index 1 of its namespace */
 
 /* One request: add (or delete) ip/32 (/128) on lo.  Returns libnl's code. */
-static int lo_addr_op(const char *ip, bool add, struct svc_err *e)
+static int lo_addr_op(const char *ip, const char *label, bool add, struct svc_err *e)
 {
 	struct nl_sock *sk = nl_socket_alloc();
 	struct rtnl_addr *a = rtnl_addr_alloc();
@@ -29,6 +30,8 @@ static int lo_addr_op(const char *ip, bool add, struct svc_err *e)
 	nl_addr_set_prefixlen(local, nl_addr_get_family(local) == AF_INET ? 32 : 128);
 	rtnl_addr_set_ifindex(a, LOOPBACK_INDEX);
 	rtnl_addr_set_family(a, nl_addr_get_family(local));
+	if (label && add && nl_addr_get_family(local) == AF_INET) /* IPv6 has none */
+		rtnl_addr_set_label(a, label);
 	if ((r = rtnl_addr_set_local(a, local)) < 0 || (r = nl_connect(sk, NETLINK_ROUTE)) < 0)
 		goto out;
 	r = add ? rtnl_addr_add(sk, a, 0) : rtnl_addr_delete(sk, a, 0);
@@ -39,9 +42,9 @@ out:
 	return r;
 }
 
-int localaddr_add(const char *ip, struct svc_err *e)
+int localaddr_add_label(const char *ip, const char *label, struct svc_err *e)
 {
-	int r = lo_addr_op(ip, true, e);
+	int r = lo_addr_op(ip, label, true, e);
 
 	if (r >= 0 || r == -NLE_EXIST)
 		return 0;
@@ -52,7 +55,7 @@ int localaddr_add(const char *ip, struct svc_err *e)
 
 int localaddr_del(const char *ip, struct svc_err *e)
 {
-	int r = lo_addr_op(ip, false, e);
+	int r = lo_addr_op(ip, NULL, false, e);
 
 	/* EADDRNOTAVAIL from the kernel becomes NLE_NOADDR. */
 	if (r >= 0 || r == -NLE_NOADDR || r == -NLE_OBJ_NOTFOUND)
@@ -60,4 +63,51 @@ int localaddr_del(const char *ip, struct svc_err *e)
 	if (e->code)
 		return -e->code;
 	return svc_errf(e, EIO, "removing %s from lo: %s", ip, nl_geterror(r));
+}
+
+int localaddr_add(const char *ip, struct svc_err *e)
+{
+	return localaddr_add_label(ip, NULL, e);
+}
+
+struct flush {
+	struct nl_sock *sk;
+	const char *label;
+	int err;
+};
+
+static void flush_one(struct nl_object *obj, void *arg)
+{
+	struct rtnl_addr *a = (struct rtnl_addr *)obj;
+	struct flush *f = arg;
+	const char *l = rtnl_addr_get_label(a);
+	int r;
+
+	if (rtnl_addr_get_ifindex(a) != LOOPBACK_INDEX || !l || strcmp(l, f->label))
+		return;
+	if ((r = rtnl_addr_delete(f->sk, a, 0)) < 0 && r != -NLE_NOADDR && !f->err)
+		f->err = r;
+}
+
+int localaddr_flush_label(const char *label, struct svc_err *e)
+{
+	struct nl_sock *sk = nl_socket_alloc();
+	struct nl_cache *cache = NULL;
+	struct flush f = {.sk = sk, .label = label};
+	int r;
+
+	if (!sk)
+		return svc_errf(e, ENOMEM, "out of memory");
+	if ((r = nl_connect(sk, NETLINK_ROUTE)) < 0 ||
+	    (r = rtnl_addr_alloc_cache(sk, &cache)) < 0) {
+		nl_socket_free(sk);
+		return svc_errf(e, EIO, "listing the addresses of lo: %s", nl_geterror(r));
+	}
+	nl_cache_foreach(cache, flush_one, &f);
+	nl_cache_free(cache);
+	nl_socket_free(sk);
+	if (f.err)
+		return svc_errf(e, EIO, "removing the addresses labelled %s from lo: %s", label,
+				nl_geterror(f.err));
+	return 0;
 }

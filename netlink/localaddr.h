@@ -9,6 +9,10 @@
 
 /* Add ip ("10.96.0.10") to lo; already there is success. */
 int localaddr_add(const char *ip, struct svc_err *e);
+/* The same, with an IPv4 label ("lo:svcd") naming who owns it. */
+int localaddr_add_label(const char *ip, const char *label, struct svc_err *e);
+/* Remove every address of lo carrying label (left by an earlier run). */
+int localaddr_flush_label(const char *label, struct svc_err *e);
 /* Remove ip from lo; already gone is success. */
 int localaddr_del(const char *ip, struct svc_err *e);
 

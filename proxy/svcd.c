@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "lb.h"
 #include "localaddr.h"
 #include "nft.h"
 #include "util.h"
@@ -353,7 +354,8 @@ static int run(struct svcd_config *cfg, int verbose, int cleanup)
 			return 1;
 		}
 		cfg->pods.cluster_cidr = cfg->cluster_cidr;
-		if (pods_cleanup(&cfg->pods, &e) || localaddr_del(cfg->dns_service_ip, &e)) {
+		if (pods_cleanup(&cfg->pods, &e) || localaddr_del(cfg->dns_service_ip, &e) ||
+		    localaddr_flush_label(LB_ADDR_LABEL, &e)) {
 			fprintf(stderr, "svcd: --cleanup: %s\n", e.msg);
 			return 1;
 		}
