@@ -118,7 +118,8 @@ struct lb_half {
 	bool rd, wr; /* ready as far as we know: set by events, cleared by EAGAIN */
 	bool hup;    /* the peer's FIN (or an error) was seen: read to the end */
 	bool eof;    /* read returned 0 */
-	bool shut;   /* we sent our FIN (shutdown SHUT_WR) */
+	bool shut;   /* our FIN is sent, or due (shut_due) */
+	bool shut_due;
 };
 
 /* One direction's bytes in flight. */
@@ -139,6 +140,7 @@ struct lb_conn {
 	struct lb_conn *prev, *next;   /* every connection */
 	struct lb_conn *eprev, *enext; /* the endpoint's */
 	struct lb_conn *tprev, *tnext; /* connecting, oldest first */
+	struct lb_conn *sprev, *snext; /* with a FIN due */
 	struct lb_conn *dead_next;
 	ev_tstamp deadline;
 	struct lb_port *port; /* a reference */
@@ -178,7 +180,8 @@ struct lb {
 	struct smap svcs; /* key -> struct lb_svc */
 	struct smap vips; /* address -> struct lb_vip */
 	struct lb_listener *tcp_ls;
-	struct lb_conn *conns, *tq_head, *tq_tail;
+	struct lb_conn *conns, *tq_head, *tq_tail, *shut_head;
+	ev_prepare shut_prepare;
 	struct lb_conn *dead;
 	struct lb_udp *dead_udp;
 	size_t nconns, nlisteners;
@@ -330,6 +333,7 @@ static void ep_unref(struct lb_ep *ep)
 }
 
 static void conn_close(struct lb_conn *c, bool reset);
+static void shut_unlink(struct lb_conn *c);
 
 static void on_drain(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -591,6 +595,7 @@ static void conn_close(struct lb_conn *c, bool reset)
 		return;
 	c->state = C_DEAD;
 	tq_remove(lb, c);
+	shut_unlink(c);
 	ep_detach(c);
 	if (c->cli.fd >= 0)
 		reset ? close_reset(c->cli.fd) : (void)close(c->cli.fd);
@@ -819,6 +824,59 @@ static int flow_in(struct lb_conn *c, struct lb_flow *f, struct lb_half *src)
 	return 0;
 }
 
+/* A FIN to pass on waits until the loop is about to block: a client that
+ * closes once it has its answer (an HTTP client after "Connection: close")
+ * usually closes first, so both sockets simply close and the TIME_WAIT
+ * stays with the client, as with a direct connection, instead of landing
+ * on the node by the thousand. */
+static void shut_later(struct lb_conn *c, struct lb_half *h)
+{
+	struct lb *lb = c->lb;
+
+	h->shut_due = true;
+	if (c->sprev || lb->shut_head == c)
+		return;
+	c->snext = lb->shut_head;
+	if (lb->shut_head)
+		lb->shut_head->sprev = c;
+	lb->shut_head = c;
+	if (!ev_is_active(&lb->shut_prepare))
+		ev_prepare_start(lb->loop, &lb->shut_prepare);
+}
+
+static void shut_unlink(struct lb_conn *c)
+{
+	struct lb *lb = c->lb;
+
+	if (!c->sprev && lb->shut_head != c)
+		return;
+	if (c->sprev)
+		c->sprev->snext = c->snext;
+	else
+		lb->shut_head = c->snext;
+	if (c->snext)
+		c->snext->sprev = c->sprev;
+	c->sprev = c->snext = NULL;
+}
+
+static void on_shut_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct lb *lb = w->data;
+
+	(void)revents;
+	while (lb->shut_head) {
+		struct lb_conn *c = lb->shut_head;
+		shut_unlink(c);
+		for (int i = 0; i < 2; i++) {
+			struct lb_half *h = i ? &c->srv : &c->cli;
+			if (h->shut_due && !h->eof)
+				shutdown(h->fd, SHUT_WR);
+			h->shut_due = false;
+		}
+	}
+	ev_prepare_stop(loop, w);
+}
+
 /* Move what can move from src to dst.  Returns 0, or -1 when src failed
  * (reset), -2 when dst did. */
 static int flow_run(struct lb_conn *c, struct lb_flow *f, struct lb_half *src, struct lb_half *dst,
@@ -830,10 +888,11 @@ static int flow_run(struct lb_conn *c, struct lb_flow *f, struct lb_half *src, s
 		if (pending(f))
 			return 0; /* backpressure: read no more until dst takes this */
 		if (src->eof) {
-			/* Half-close.  A peer that closed its own side gets our FIN
+			/* Half-close, at the end of this turn of the loop (see
+			 * shut_later).  A peer that closed its own side gets our FIN
 			 * from close() once the other direction is done. */
 			if (!dst->shut && !dst->eof)
-				shutdown(dst->fd, SHUT_WR);
+				shut_later(c, dst);
 			dst->shut = true;
 			return 0;
 		}
@@ -1667,6 +1726,8 @@ int lb_new(struct ev_loop *loop, const struct lb_config *cfg, struct lb **out, s
 	ev_io_start(loop, &lb->epio);
 	ev_init(&lb->connect_timer, on_connect_timeout);
 	lb->connect_timer.data = lb;
+	ev_prepare_init(&lb->shut_prepare, on_shut_prepare);
+	lb->shut_prepare.data = lb;
 	ev_init(&lb->resume_timer, on_resume);
 	lb->resume_timer.data = lb;
 	{
@@ -1704,6 +1765,7 @@ void lb_free(struct lb *lb)
 		ev_timer_stop(lb->loop, &lb->connect_timer);
 		ev_timer_stop(lb->loop, &lb->resume_timer);
 		ev_timer_stop(lb->loop, &lb->sweep_timer);
+		ev_prepare_stop(lb->loop, &lb->shut_prepare);
 	}
 	smap_free(&lb->vips);
 	for (size_t i = 0; lb->bufs && i < lb->nbufs; i++)
