@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
-for b in bench/foundation.sh bench/nft.sh bench/podnet.sh bench/launch.sh bench/dns.sh; do
+for b in bench/foundation.sh bench/nft.sh bench/podnet.sh bench/launch.sh bench/dns.sh bench/lb.sh; do
 	echo "== $b"
 	"$b" "$BUILD"
 done
