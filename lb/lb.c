@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -49,6 +50,9 @@
 #define LB_BACKLOG	4096
 #define LB_AFF_SWEEP	60.0 /* seconds between sweeps of expired affinities */
 #define LB_WHERE_MAX	64
+/* Descriptors left to the rest of svcd (its control socket, DNS, pods):
+ * relayed connections stop being accepted before they would take these. */
+#define LB_FD_RESERVE 32
 
 enum obj_kind { K_CONN = 1, K_UDP };
 enum conn_state { C_CONNECTING, C_OPEN, C_DEAD };
@@ -185,6 +189,9 @@ struct lb {
 	struct lb_conn *dead;
 	struct lb_udp *dead_udp;
 	size_t nconns, nlisteners;
+	size_t fds;    /* descriptors of connections, sessions and pipes */
+	size_t nofile; /* RLIMIT_NOFILE as last read, at nofile_at */
+	ev_tstamp nofile_at;
 	bool paused, paused_fds;
 	uint64_t accept_paused;
 	ev_tstamp aff_swept;
@@ -304,6 +311,7 @@ static int pipe_get(struct lb *lb, int p[2])
 	}
 	if (pipe2(p, O_NONBLOCK | O_CLOEXEC))
 		return -errno;
+	lb->fds += 2;
 	fcntl(p[0], F_SETPIPE_SZ, LB_PIPE_SIZE); /* a smaller pipe still works */
 	return 0;
 }
@@ -318,6 +326,7 @@ static void pipe_put(struct lb *lb, int p[2], bool empty)
 	} else {
 		close(p[0]);
 		close(p[1]);
+		lb->fds -= 2;
 	}
 	p[0] = p[1] = -1;
 }
@@ -467,6 +476,31 @@ static void ep_failed(struct lb_ep *ep, struct lb_port *p, ev_tstamp now)
 /* Stop accepting: at the connection limit until a connection closes, out
  * of fds (retry_later) until the resume timer, as a close frees one fd
  * where a connection needs two or three. */
+static size_t read_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return SIZE_MAX / 2;
+	return (size_t)rl.rlim_cur;
+}
+
+/* Room for one more connection (client, endpoint socket, a pipe) with
+ * LB_FD_RESERVE descriptors left over?  The limit is read again when it
+ * looks short, as it may be raised (or lowered, then EMFILE says so) while
+ * svcd runs. */
+static bool fds_left(struct lb *lb)
+{
+	size_t need = lb->fds + 4 + LB_FD_RESERVE;
+	ev_tstamp now = ev_now(lb->loop);
+
+	if (need <= lb->nofile && now - lb->nofile_at < 1.0)
+		return true;
+	lb->nofile = read_nofile();
+	lb->nofile_at = now;
+	return need <= lb->nofile;
+}
+
 static void listeners_pause(struct lb *lb, bool retry_later)
 {
 	lb->paused_fds |= retry_later;
@@ -484,8 +518,15 @@ static void listeners_pause(struct lb *lb, bool retry_later)
 
 static void listeners_resume(struct lb *lb, bool timer)
 {
-	if (timer)
+	if (timer) {
 		lb->paused_fds = false;
+		if (!fds_left(lb)) { /* still short: wait for closes, or the next look */
+			lb->paused_fds = true;
+			ev_timer_set(&lb->resume_timer, LB_ACCEPT_RETRY, 0);
+			ev_timer_start(lb->loop, &lb->resume_timer);
+			return;
+		}
+	}
 	if (!lb->paused || lb->paused_fds || lb->nconns >= lb->cfg.max_conns)
 		return;
 	for (struct lb_listener *l = lb->tcp_ls; l; l = l->lnext)
@@ -601,6 +642,7 @@ static void conn_close(struct lb_conn *c, bool reset)
 		reset ? close_reset(c->cli.fd) : (void)close(c->cli.fd);
 	if (c->srv.fd >= 0)
 		reset ? close_reset(c->srv.fd) : (void)close(c->srv.fd);
+	lb->fds -= (size_t)(c->cli.fd >= 0) + (size_t)(c->srv.fd >= 0);
 	c->cli.fd = c->srv.fd = -1;
 	flow_release(lb, &c->up);
 	flow_release(lb, &c->down);
@@ -633,11 +675,13 @@ static void conn_connect(struct lb_conn *c)
 			listeners_pause(lb, true); /* out of fds: the client gets a reset */
 			break;
 		}
+		lb->fds++;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->gen++;
 		if ((connect(fd, (struct sockaddr *)&ep->sa, ep->salen) && errno != EINPROGRESS) ||
 		    ep_add(lb, fd, ev_tag(c, SRV, c->gen))) {
 			close(fd);
+			lb->fds--;
 			ep_failed(ep, c->port, now);
 			continue;
 		}
@@ -658,6 +702,7 @@ static void conn_retry(struct lb_conn *c)
 	tq_remove(lb, c);
 	ep_detach(c);
 	close(c->srv.fd);
+	lb->fds--;
 	c->srv.fd = -1;
 	conn_connect(c);
 }
@@ -684,6 +729,7 @@ static void conn_start(struct lb *lb, struct lb_listener *l, int fd,
 		close_reset(fd);
 		return;
 	}
+	lb->fds++;
 	c->kind = K_CONN;
 	c->lb = lb;
 	c->cli.fd = fd;
@@ -717,13 +763,19 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			listeners_pause(lb, false); /* a close resumes */
 			return;
 		}
+		if (!fds_left(lb)) {
+			listeners_pause(lb, true);
+			return;
+		}
 		fd = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
 				continue;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM)
+			    errno == ENOMEM) {
+				lb->nofile = 0; /* the limit may have been lowered: read it again */
 				listeners_pause(lb, true);
+			}
 			return;
 		}
 		conn_start(lb, l, fd, &peer);
@@ -968,6 +1020,7 @@ static void udp_close(struct lb_udp *u)
 	u->dead = true;
 	smap_del(&u->l->sessions, u->key);
 	close(u->fd);
+	lb->fds--;
 	u->fd = -1;
 	u->ep->c.active--;
 	u->l->port->c.active--;
@@ -1017,6 +1070,7 @@ static struct lb_udp *udp_session(struct lb_listener *l, const struct sockaddr_s
 			return NULL;
 		}
 		u->ep = ep;
+		lb->fds++;
 		ep->refs++;
 		ep->nsessions++;
 		ep->c.active++;
