@@ -3,7 +3,7 @@
  * load: the client of the data-plane tests, the counterpart of tests/tools/echo.c.
  *
  *   load [-u] [-s] [-n COUNT] [-c CONCURRENCY] [-t SECONDS] [-w TIMEOUT_MS]
- *        [-b BYTES] [-r ROUNDS] [-i INTERVAL_MS] ADDR PORT
+ *        [-b BYTES] [-r ROUNDS] [-i INTERVAL_MS] [-P FIRST_PORT] ADDR PORT
  *
  * Opens COUNT TCP connections to ADDR:PORT (-u: sends COUNT UDP datagrams,
  * each from a fresh socket), CONCURRENCY at a time, reads the first line of
@@ -21,7 +21,9 @@
  * that makes no progress for TIMEOUT_MS fails then.  See usage() for the
  * modes: -t (for a time instead of a count), -b (a transfer echoed back) and
  * -s (steady: connections that exchange round trips for the whole run, to
- * show that a daemon restart breaks none).
+ * show that a daemon restart breaks none; SIGUSR1 ends such a run when the
+ * test has seen what it waited for), and -P (a distinct source port per
+ * attempt).
  */
 #include <errno.h>
 #include <limits.h>
@@ -80,7 +82,7 @@ struct tally {
 
 static struct {
 	bool udp, steady;
-	unsigned long count, conc, bytes, rounds;
+	unsigned long count, conc, bytes, rounds, first_port;
 	uint64_t timeout, interval, duration; /* ns; duration 0 = use count */
 	const char *addr, *port;
 } opt = {.count = 1, .conc = 1, .rounds = 10, .timeout = 1000 * MSEC, .interval = 10 * MSEC};
@@ -90,7 +92,9 @@ static socklen_t dst_len;
 static int epfd;
 static struct slot *slots;
 static uint64_t t_start, t_end, now;
-static bool stopping; /* -t: time is up, start nothing new */
+static bool stopping;		   /* -t: time is up, start nothing new */
+static volatile sig_atomic_t usr1; /* SIGUSR1: as if -t's time were up */
+static sigset_t wait_mask;	   /* the mask in epoll_pwait: SIGUSR1 let through */
 static unsigned long started, n_ok, n_failed, n_reported;
 static uint64_t first_fail, last_fail;
 static struct tally *tallies;
@@ -199,6 +203,25 @@ static int slot_want(struct slot *s, uint32_t events)
 	return 0;
 }
 
+/* -P: bind S's socket to source port FIRST_PORT + attempt - 1. */
+static int slot_bind(struct slot *s)
+{
+	struct sockaddr_storage src = {.ss_family = dst.ss_family};
+	unsigned long port = opt.first_port + s->id - 1;
+	int one = 1;
+
+	if (port > 65535)
+		return -EADDRNOTAVAIL; /* -P's range is used up */
+	if (src.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&src)->sin6_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in *)&src)->sin_port = htons((uint16_t)port);
+	if (setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(s->fd, (struct sockaddr *)&src, dst_len) < 0)
+		return -errno;
+	return 0;
+}
+
 /* A new socket for S, registered for EVENTS; -errno on failure. */
 static int slot_socket(struct slot *s, int type, uint32_t events)
 {
@@ -208,6 +231,11 @@ static int slot_socket(struct slot *s, int type, uint32_t events)
 	s->fd = socket(dst.ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->fd < 0)
 		return -errno;
+	if (opt.first_port && (err = slot_bind(s)) < 0) {
+		close(s->fd);
+		s->fd = -1;
+		return err;
+	}
 	s->gen++;
 	ev.data.u64 = (uint64_t)s->gen << 32 | (uint64_t)(s - slots);
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, s->fd, &ev) < 0) {
@@ -658,16 +686,16 @@ static int run(unsigned long nslots)
 		int timeout, n;
 
 		now = mono();
-		stopping = opt.duration && now >= t_start + opt.duration;
+		stopping = opt.duration && (now >= t_start + opt.duration || usr1);
 		next = schedule(nslots, &active);
 		if (!active && (stopping || (!opt.duration && started >= opt.count)))
 			return 0;
 		timeout = -1;
 		if (next != UINT64_MAX)
 			timeout = next <= now ? 0 : (int)((next - now + MSEC - 1) / MSEC);
-		n = epoll_wait(epfd, evs, 256, timeout);
+		n = epoll_pwait(epfd, evs, 256, timeout, &wait_mask);
 		if (n < 0 && errno != EINTR) {
-			fprintf(stderr, "load: epoll_wait: %s\n", strerror(errno));
+			fprintf(stderr, "load: epoll_pwait: %s\n", strerror(errno));
 			return -1;
 		}
 		now = mono();
@@ -714,7 +742,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: load [-u] [-s] [-n COUNT] [-c CONCURRENCY] [-t SECONDS] [-w TIMEOUT_MS]\n"
-		"            [-b BYTES] [-r ROUNDS] [-i INTERVAL_MS] ADDR PORT\n"
+		"            [-b BYTES] [-r ROUNDS] [-i INTERVAL_MS] [-P FIRST_PORT] ADDR PORT\n"
 		"  Connects COUNT times (default 1) to ADDR:PORT, CONCURRENCY (1) at a time,\n"
 		"  reads the first line (the backend's name) and prints \"NAME COUNT\" per\n"
 		"  name, then \"ok N failed M\"; exit 0 when M is 0.\n"
@@ -727,7 +755,11 @@ static void usage(void)
 		"      doing a round trip every INTERVAL_MS (default 10), closes it after\n"
 		"      ROUNDS (default 10) round trips and opens the next; with -u, a\n"
 		"      datagram every INTERVAL_MS per slot.  Every failure is reported with\n"
-		"      its time.\n");
+		"      its time.\n"
+		"  -P  bind attempt K's socket to source port FIRST_PORT+K-1, so that no two\n"
+		"      attempts share one (with -u: each datagram a new flow for sure)\n"
+		"  SIGUSR1 ends a -t run at once, as if its time were up (connections in\n"
+		"  their pause close; results as usual); no effect without -t.\n");
 	exit(2);
 }
 
@@ -753,7 +785,7 @@ static void parse_args(int argc, char **argv)
 	char *end;
 	int c;
 
-	while ((c = getopt(argc, argv, "usn:c:t:w:b:r:i:")) != -1) {
+	while ((c = getopt(argc, argv, "usn:c:t:w:b:r:i:P:")) != -1) {
 		switch (c) {
 		case 'u':
 			opt.udp = true;
@@ -788,6 +820,9 @@ static void parse_args(int argc, char **argv)
 		case 'i':
 			opt.interval = parse_num(optarg, 0, 3600000, "-i") * MSEC;
 			break;
+		case 'P':
+			opt.first_port = parse_num(optarg, 1, 65535, "-P");
+			break;
 		default:
 			usage();
 		}
@@ -807,6 +842,11 @@ static void parse_args(int argc, char **argv)
 	}
 	if (!opt.duration && opt.conc > opt.count)
 		opt.conc = opt.count;
+	if (opt.first_port && !opt.duration && opt.count > 65536 - opt.first_port) {
+		fprintf(stderr, "load: -P %lu leaves fewer than %lu source ports\n", opt.first_port,
+			opt.count);
+		exit(2);
+	}
 }
 
 static int resolve(void)
@@ -847,12 +887,37 @@ static int check_nofile(void)
 	return 0;
 }
 
+static void on_usr1(int sig)
+{
+	(void)sig;
+	usr1 = 1;
+}
+
+/* SIGUSR1 stays blocked except inside epoll_pwait, so that one arriving
+ * while events are handled ends the wait that follows at once. */
+static int setup_signals(void)
+{
+	struct sigaction sa = {.sa_handler = on_usr1}; /* no SA_RESTART */
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	if (sigprocmask(SIG_BLOCK, &set, &wait_mask) < 0 || sigaction(SIGUSR1, &sa, NULL) < 0)
+		return -1;
+	sigdelset(&wait_mask, SIGUSR1);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int rc;
 
 	parse_args(argc, argv);
-	signal(SIGPIPE, SIG_IGN);
+	if (setup_signals() < 0) {
+		fprintf(stderr, "load: signals: %s\n", strerror(errno));
+		return 1;
+	}
 	if (resolve() < 0 || check_nofile() < 0)
 		return 1;
 	epfd = epoll_create1(EPOLL_CLOEXEC);
