@@ -604,6 +604,19 @@ round_ratio() {
 	done | median %.2f
 }
 
+# cpu_ratio TEST A B: the median over the rounds of A's figure per second of
+# its own CPU / B's: what one fully busy balancer thread would sustain, the
+# rest of the machine (wrk, the backends) taken out.
+cpu_ratio() {
+	local r w
+	w=$(what "$1")
+	for ((r = 1; r <= ROUNDS; r++)); do
+		awk -v a="$(field "$RES/$2.$r.$1" "$w")" -v ca="$(field "$RES/$2.$r.$1" cpu)" \
+			-v b="$(field "$RES/$3.$r.$1" "$w")" -v cb="$(field "$RES/$3.$r.$1" cpu)" \
+			'BEGIN { printf "%.3f\n", (b && ca) ? (a / ca) / (b / cb) : 0 }'
+	done | median %.2f
+}
+
 # rounds_text TEST A B: each round's A/B.
 rounds_text() {
 	local r w
@@ -698,6 +711,8 @@ if [ -n "${FIG[svcd.cps]:-}" ]; then
 		[ -n "${FIG[$p.cps]:-}" ] || continue
 		for t in cps ka thr; do
 			printf '  %-40s %s\n' "svcd/$p ${TNAME[$t]}" "$(round_ratio "$t" svcd "$p")x   (rounds:$(rounds_text "$t" svcd "$p"))"
+			[ "$p" = direct ] ||
+				printf '  %-40s %s\n' "  per balancer CPU-second" "$(cpu_ratio "$t" svcd "$p")x"
 		done
 	done
 	for t in cps ka thr; do

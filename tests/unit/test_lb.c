@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: MIT
+/* The userspace balancer's bookkeeping: a service change is all or nothing
+ * (a port it cannot listen on leaves the service as it was), listeners are
+ * kept across changes, counters and listings.  Loopback only, so nothing
+ * here needs root or touches an interface; one relayed connection checks
+ * the round trip through a real loop. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ev.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lb.h"
+#include "unit.h"
+
+struct seen {
+	char listen[8][64];
+	int nlisten;
+	char eps[8][64];
+	int neps;
+};
+
+static void on_listen(void *ctx, const char *where)
+{
+	struct seen *s = ctx;
+
+	if (s->nlisten < 8)
+		snprintf(s->listen[s->nlisten++], 64, "%s", where);
+}
+
+static void on_ep(void *ctx, const char *ep, const struct lb_counters *c)
+{
+	struct seen *s = ctx;
+
+	(void)c;
+	if (s->neps < 8)
+		snprintf(s->eps[s->neps++], 64, "%s", ep);
+}
+
+static struct seen walk(struct lb *lb, const char *key, int *rc)
+{
+	struct seen s = {0};
+	struct lb_counters tot;
+
+	*rc = lb_service_walk(lb, key, on_listen, on_ep, &tot, &s);
+	return s;
+}
+
+/* A TCP socket listening on 127.0.0.1 at a port the kernel picks. */
+static int listener(uint16_t *port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 16) ||
+	    getsockname(fd, (struct sockaddr *)&a, &len))
+		return -1;
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+static uint16_t port_of(const char *where)
+{
+	const char *colon = strrchr(where, ':');
+
+	return colon ? (uint16_t)atoi(colon + 1) : 0;
+}
+
+static void test_all_or_nothing(struct ev_loop *loop)
+{
+	struct lb_config cfg = {.connect_timeout = 1,
+				.drain_grace = 1,
+				.udp_timeout = 1,
+				.max_conns = 100,
+				.loopback_only = true};
+	struct svc_addr vip = {.family = AF_INET, .a = {10, 96, 0, 9}};
+	struct lb_target t[2] = {{.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}, .port = 1},
+				 {.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}, .port = 2}};
+	struct lb_port_spec ps = {.proto = IPPROTO_TCP, .port = 80, .targets = t, .ntargets = 2};
+	struct lb_service_spec spec = {.addrs = &vip, .naddrs = 1, .ports = &ps, .nports = 1};
+	struct svc_err e = {0};
+	struct lb *lb = NULL;
+	uint16_t busy;
+	int busy_fd = listener(&busy), rc;
+	struct seen s;
+	char first[64];
+
+	CHECK(busy_fd >= 0);
+	CHECK(lb_new(loop, &cfg, &lb, &e) == 0);
+	CHECK(lb_service_set(lb, "default/web", &spec, &e) == 0);
+	s = walk(lb, "default/web", &rc);
+	CHECK(rc == 0);
+	CHECK(s.nlisten == 1);
+	CHECK(!strncmp(s.listen[0], "127.0.0.1:", 10) && strstr(s.listen[0], "/TCP"));
+	CHECK(port_of(s.listen[0]) != 0);
+	CHECK(s.neps == 2);
+	CHECK_STR(s.eps[0], "127.0.0.1:1");
+	snprintf(first, sizeof(first), "%s", s.listen[0]);
+
+	/* A nodePort another program holds: refused, named, nothing changed. */
+	ps.node_port = busy;
+	ps.ntargets = 1;
+	CHECK(lb_service_set(lb, "default/web", &spec, &e) == -EADDRINUSE);
+	CHECK_HAS(e.msg, "default/web");
+	CHECK_HAS(e.msg, "Address already in use");
+	s = walk(lb, "default/web", &rc);
+	CHECK(s.nlisten == 1 && s.neps == 2);
+	CHECK_STR(s.listen[0], first);
+	svc_err_clear(&e);
+
+	/* A new service that cannot listen is not half there. */
+	CHECK(lb_service_set(lb, "default/other", &spec, &e) == -EADDRINUSE);
+	CHECK(!lb_has_service(lb, "default/other"));
+	svc_err_clear(&e);
+
+	/* An endpoint change keeps the listener (same socket, same port). */
+	ps.node_port = 0;
+	CHECK(lb_service_set(lb, "default/web", &spec, &e) == 0);
+	s = walk(lb, "default/web", &rc);
+	CHECK(s.nlisten == 1 && s.neps == 1);
+	CHECK_STR(s.listen[0], first);
+
+	/* Removed: gone from the walk. */
+	CHECK(lb_service_set(lb, "default/web", NULL, &e) == 0);
+	CHECK(!lb_has_service(lb, "default/web"));
+	walk(lb, "default/web", &rc);
+	CHECK(rc == -ENOENT);
+	lb_free(lb);
+	close(busy_fd);
+}
+
+/* One connection through the balancer to a local server, and its counters. */
+struct relay {
+	struct ev_loop *loop;
+	int srv_fd, peer, client;
+	char got[16];
+	size_t ngot;
+	ev_io srv_io, peer_io, cli_io;
+};
+
+static void on_srv(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct relay *r = w->data;
+
+	(void)revents;
+	r->peer = accept(r->srv_fd, NULL, NULL);
+	ev_io_stop(loop, w);
+	ev_io_set(&r->peer_io, r->peer, EV_READ);
+	ev_io_start(loop, &r->peer_io);
+}
+
+static void on_peer(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct relay *r = w->data;
+	char buf[64];
+	ssize_t n = read(r->peer, buf, sizeof(buf));
+
+	(void)revents;
+	if (n > 0) {
+		CHECK(write(r->peer, buf, (size_t)n) == n); /* echo */
+		return;
+	}
+	ev_io_stop(loop, w); /* EOF: the client's half-close arrived */
+	close(r->peer);
+}
+
+static void on_cli(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct relay *r = w->data;
+	ssize_t n = read(r->client, r->got + r->ngot, sizeof(r->got) - 1 - r->ngot);
+
+	(void)revents;
+	if (n > 0) {
+		r->ngot += (size_t)n;
+		return;
+	}
+	ev_io_stop(loop, w); /* EOF: the whole answer, then the FIN */
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)w;
+	(void)revents;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void test_relay(struct ev_loop *loop)
+{
+	struct lb_config cfg = {.connect_timeout = 1,
+				.drain_grace = 1,
+				.udp_timeout = 1,
+				.max_conns = 100,
+				.loopback_only = true};
+	struct svc_addr vip = {.family = AF_INET, .a = {10, 96, 0, 9}};
+	struct lb_target t = {.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}};
+	struct lb_port_spec ps = {.proto = IPPROTO_TCP, .port = 80, .targets = &t, .ntargets = 1};
+	struct lb_service_spec spec = {.addrs = &vip, .naddrs = 1, .ports = &ps, .nports = 1};
+	struct relay r = {.loop = loop, .peer = -1};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct svc_err e = {0};
+	struct lb_counters tot;
+	struct lb *lb = NULL;
+	ev_timer guard;
+	struct seen s;
+	int rc;
+
+	r.srv_fd = listener(&t.port);
+	CHECK(r.srv_fd >= 0);
+	CHECK(lb_new(loop, &cfg, &lb, &e) == 0);
+	CHECK(lb_service_set(lb, "default/echo", &spec, &e) == 0);
+	s = walk(lb, "default/echo", &rc);
+	a.sin_port = htons(port_of(s.listen[0]));
+	r.client = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(connect(r.client, (struct sockaddr *)&a, sizeof(a)) == 0);
+	CHECK(write(r.client, "hello", 5) == 5);
+	shutdown(r.client, SHUT_WR);
+	ev_io_init(&r.srv_io, on_srv, r.srv_fd, EV_READ);
+	ev_io_init(&r.peer_io, on_peer, 0, EV_READ);
+	ev_io_init(&r.cli_io, on_cli, r.client, EV_READ);
+	r.srv_io.data = r.peer_io.data = r.cli_io.data = &r;
+	ev_io_start(loop, &r.srv_io);
+	ev_io_start(loop, &r.cli_io);
+	ev_timer_init(&guard, on_timeout, 5, 0);
+	ev_timer_start(loop, &guard);
+	ev_run(loop, 0);
+	ev_timer_stop(loop, &guard);
+	ev_io_stop(loop, &r.srv_io);
+	ev_io_stop(loop, &r.peer_io);
+	ev_io_stop(loop, &r.cli_io);
+	r.got[r.ngot] = 0;
+	CHECK_STR(r.got, "hello");
+	CHECK(lb_service_walk(lb, "default/echo", NULL, NULL, &tot, NULL) == 0);
+	CHECK(tot.total == 1);
+	CHECK(tot.bytes_in == 5 && tot.bytes_out == 5);
+	CHECK(tot.connect_failures == 0);
+	close(r.client);
+	close(r.srv_fd);
+	lb_free(lb);
+}
+
+int main(void)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+
+	test_all_or_nothing(loop);
+	test_relay(loop);
+	ev_loop_destroy(loop);
+	return UNIT_DONE("lb");
+}
