@@ -99,7 +99,6 @@ done
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/svcdns-XXXXXX")
 RUN=svcdns-$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
-POLICY_RC= # the policy-rc.d this run put in place, removed at exit
 
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
@@ -118,44 +117,13 @@ trap 'exit 143' TERM HUP
 # are disabled afterwards (systemctl disable edits symlinks, booted with
 # systemd or not), and stopped where systemd runs.
 install_peers() {
-	local pkgs=() units=() u
+	local pkgs=() units=()
 	command -v knotd >/dev/null || { pkgs+=(knot); units+=(knot); }
 	command -v nsd >/dev/null || { pkgs+=(nsd); units+=(nsd); }
 	command -v dnsmasq >/dev/null || pkgs+=(dnsmasq-base) # the binary, no service
 	command -v dnsperf >/dev/null || pkgs+=(dnsperf)
 	command -v dig >/dev/null || pkgs+=(bind9-dnsutils)
-	[ ${#pkgs[@]} -gt 0 ] || return 0
-	echo "installing ${pkgs[*]} (Debian's) ..."
-	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		POLICY_RC=/usr/sbin/policy-rc.d
-		printf '#!/bin/sh\n# bench/dns.sh: start no service while it installs\nexit 101\n' >"$POLICY_RC"
-		chmod 755 "$POLICY_RC"
-	fi
-	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >"$T/apt.log" 2>&1; then
-		# a stale package list: update once, then again
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq >>"$T/apt.log" 2>&1 || true
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >>"$T/apt.log" 2>&1 ||
-			{ tail -n 20 "$T/apt.log" >&2; die "cannot install ${pkgs[*]}"; }
-	fi
-	if [ -n "$POLICY_RC" ]; then
-		rm -f "$POLICY_RC"
-		POLICY_RC=
-	fi
-	for u in "${units[@]}"; do
-		if command -v systemctl >/dev/null; then
-			if [ -d /run/systemd/system ]; then
-				systemctl disable --now "$u" >/dev/null 2>&1 || true
-			else
-				systemctl disable "$u" >/dev/null 2>&1 || true
-			fi
-		fi
-	done
-	# no init ran them, but make sure: a packaged daemon outside our namespaces
-	for u in knotd nsd dnsmasq; do
-		if pgrep -x "$u" >/dev/null && [ "$(readlink /proc/"$(pgrep -x -o "$u")"/ns/net)" = "$(readlink /proc/self/ns/net)" ]; then
-			echo "  note: a $u runs on this host outside the benchmark (left alone)" >&2
-		fi
-	done
+	bench_install bench/dns.sh "${pkgs[*]}" "${units[*]}" "knotd nsd dnsmasq"
 }
 
 install_peers
@@ -165,14 +133,6 @@ done
 
 # ---- helpers -----------------------------------------------------------------------
 
-ns_new() { # VAR TAG: a fresh namespace with lo up, its name in VAR
-	local name=$RUN-$2
-	ip netns add "$name"
-	NSES+=("$name")
-	ip -n "$name" link set lo up
-	printf -v "$1" '%s' "$name"
-}
-
 # bg NS LOG CMD...: CMD in NS pinned to the server CPU, in the background;
 # BG_PID is its pid (ip netns exec and taskset exec, no fork).
 bg() {
@@ -181,29 +141,6 @@ bg() {
 	ip netns exec "$ns" taskset -c "$SRV_CPU" "$@" >>"$log" 2>&1 </dev/null &
 	BG_PID=$!
 	PIDS+=("$BG_PID")
-}
-
-# repin NS: every thread of every process in NS onto the server CPU.  knotd
-# pins its UDP worker N to CPU N modulo the CPUs online, over taskset's mask
-# (its worker 0 would share CPU 0 with dnsperf); the others get the same, in
-# case.
-repin() {
-	local pid
-	for pid in $(ip netns pids "$1"); do
-		taskset -a -p -c "$SRV_CPU" "$pid" >/dev/null
-	done
-}
-
-# stop PID: SIGTERM, 5 s, then SIGKILL.
-stop() {
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 100; i++)); do
-		alive "$pid" || break
-		sleep 0.05
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
 }
 
 q() { # NS NAME TYPE: dig's answer, no recursion, short timeout
@@ -310,27 +247,6 @@ spot() {
 		SPOT="differs: ${bad[*]}"
 		SPOT_OK=1
 	fi
-}
-
-# descendants PID: PID and every process below it.
-descendants() {
-	local c
-	echo "$1"
-	for c in $(pgrep -P "$1"); do
-		descendants "$c"
-	done
-}
-
-# cpu_ticks PID: the CPU time the process and all below it (NSD serves from
-# a child) used so far, all their threads, utime + stime in ticks.
-cpu_ticks() {
-	local pid stat sum=0
-	for pid in $(descendants "$1"); do
-		{ read -r stat <"/proc/$pid/stat"; } 2>/dev/null || continue
-		stat=${stat##*) }
-		sum=$((sum + $(awk '{ print $12 + $13 }' <<<"$stat")))
-	done
-	echo "$sum"
 }
 
 # perf NAME NS OUT PID: dnsperf against NS's 127.0.0.1:53, its output in
@@ -467,7 +383,7 @@ block() {
 		pid=$BG_PID log=$d/log
 		ready "$ns" "$pid" "$log" "svc-$((N - 1)).default.svc.$ZONE" A || die "$name did not answer within 20 s"
 	fi
-	repin "$ns"
+	repin "$ns" "$SRV_CPU"
 	if [ "$r" = 1 ]; then
 		spot "$ns"
 		SPOTS[$name]=$SPOT SPOT_OKS[$name]=$SPOT_OK

@@ -131,7 +131,6 @@ fi
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/svclb-XXXXXX")
 RUN=svclb-$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
-POLICY_RC= # the policy-rc.d this run put in place, removed at exit
 
 # shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
@@ -150,45 +149,14 @@ trap 'exit 143' TERM HUP
 # are disabled afterwards (systemctl disable edits symlinks, booted with
 # systemd or not), and stopped where systemd runs.
 install_peers() {
-	local pkgs=() units=() u
+	local pkgs=() units=()
 	command -v haproxy >/dev/null || { pkgs+=(haproxy); units+=(haproxy); }
 	command -v nginx >/dev/null || { pkgs+=(nginx); units+=(nginx); }
 	[ -n "$(stream_module)" ] || pkgs+=(libnginx-mod-stream)
 	command -v wrk >/dev/null || pkgs+=(wrk)
 	command -v iperf3 >/dev/null || { pkgs+=(iperf3); units+=(iperf3); }
 	command -v curl >/dev/null || pkgs+=(curl)
-	[ ${#pkgs[@]} -gt 0 ] || return 0
-	echo "installing ${pkgs[*]} (Debian's) ..."
-	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		POLICY_RC=/usr/sbin/policy-rc.d
-		printf '#!/bin/sh\n# bench/lb.sh: start no service while it installs\nexit 101\n' >"$POLICY_RC"
-		chmod 755 "$POLICY_RC"
-	fi
-	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >"$T/apt.log" 2>&1; then
-		# a stale package list: update once, then again
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq >>"$T/apt.log" 2>&1 || true
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >>"$T/apt.log" 2>&1 ||
-			{ tail -n 20 "$T/apt.log" >&2; die "cannot install ${pkgs[*]}"; }
-	fi
-	if [ -n "$POLICY_RC" ]; then
-		rm -f "$POLICY_RC"
-		POLICY_RC=
-	fi
-	for u in "${units[@]}"; do
-		if command -v systemctl >/dev/null; then
-			if [ -d /run/systemd/system ]; then
-				systemctl disable --now "$u" >/dev/null 2>&1 || true
-			else
-				systemctl disable "$u" >/dev/null 2>&1 || true
-			fi
-		fi
-	done
-	# no init ran them, but make sure: a packaged daemon outside our namespaces
-	for u in haproxy nginx iperf3; do
-		if pgrep -x "$u" >/dev/null && [ "$(readlink /proc/"$(pgrep -x -o "$u")"/ns/net)" = "$(readlink /proc/self/ns/net)" ]; then
-			echo "  note: a $u runs on this host outside the benchmark (left alone)" >&2
-		fi
-	done
+	bench_install bench/lb.sh "${pkgs[*]}" "${units[*]}" "haproxy nginx iperf3"
 }
 
 # stream_module: the path of nginx's dynamic stream module (Debian's
@@ -213,14 +181,6 @@ STREAM_SO=$(stream_module)
 
 # ---- helpers -----------------------------------------------------------------------
 
-ns_new() { # VAR TAG: a fresh namespace with lo up, its name in VAR
-	local name=$RUN-$2
-	ip netns add "$name"
-	NSES+=("$name")
-	ip -n "$name" link set lo up
-	printf -v "$1" '%s' "$name"
-}
-
 sysctl_ns() { # NS KEY VALUE
 	# shellcheck disable=SC2016 # expanded by the inner sh
 	ip netns exec "$1" sh -c 'echo "$2" >"/proc/sys/$1"' sh "${2//.//}" "$3"
@@ -234,26 +194,6 @@ bg() {
 	ip netns exec "$ns" "$@" >>"$log" 2>&1 </dev/null &
 	BG_PID=$!
 	PIDS+=("$BG_PID")
-}
-
-# repin NS: every thread of every process in NS onto the balancer's CPU.
-repin() {
-	local pid
-	for pid in $(ip netns pids "$1"); do
-		taskset -a -p -c "$LB_CPU" "$pid" >/dev/null
-	done
-}
-
-# stop PID: SIGTERM, 5 s, then SIGKILL.
-stop() {
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 100; i++)); do
-		alive "$pid" || break
-		sleep 0.05
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
 }
 
 # get ADDR: one HTTP request from the client, a new connection; the body.
@@ -280,27 +220,6 @@ ready() {
 	done
 	tail -n 20 "$log" >&2
 	die "$name did not answer on $web:$WEB_PORT (or listen on :$PERF_PORT) within 20 s"
-}
-
-# descendants PID: PID and every process below it.
-descendants() {
-	local c
-	echo "$1"
-	for c in $(pgrep -P "$1"); do
-		descendants "$c"
-	done
-}
-
-# cpu_ticks PID: the CPU time the process and all below it (nginx balances in
-# a child) used so far, all their threads, utime + stime in ticks.
-cpu_ticks() {
-	local pid stat sum=0
-	for pid in $(descendants "$1"); do
-		{ read -r stat <"/proc/$pid/stat"; } 2>/dev/null || continue
-		stat=${stat##*) }
-		sum=$((sum + $(awk '{ print $12 + $13 }' <<<"$stat")))
-	done
-	echo "$sum"
 }
 
 now_us() { echo "${EPOCHREALTIME//[!0-9]/}"; }
@@ -506,7 +425,7 @@ start() {
 	esac
 	LB_PID=$BG_PID
 	ready "$1" "$LB_PID" "$LB_LOG" "$WEB"
-	repin "$NODE"
+	repin "$NODE" "$LB_CPU"
 }
 
 # ---- the figures -----------------------------------------------------------------------

@@ -74,3 +74,103 @@ bench_summary() {
 	done
 	exit "$fail"
 }
+
+POLICY_RC= # a policy-rc.d bench_install put in place; the caller's EXIT trap removes it
+
+# bench_install WHO "PKGS" "UNITS" "DAEMONS": apt-get install the Debian
+# packages PKGS (space-separated; nothing when empty) without letting their
+# services start meanwhile (a policy-rc.d answering 101, unless the machine
+# has one), then disable the systemd UNITS they brought (and stop them where
+# systemd runs), and say so when one of DAEMONS already runs outside the
+# benchmark's namespaces.  The apt log goes to $T/apt.log; die() on failure.
+bench_install() {
+	local who=$1 u pid
+	local -a pkgs units daemons
+	read -r -a pkgs <<<"$2"
+	read -r -a units <<<"$3"
+	read -r -a daemons <<<"$4"
+	[ ${#pkgs[@]} -gt 0 ] || return 0
+	echo "installing ${pkgs[*]} (Debian's) ..."
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		POLICY_RC=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\n# %s: start no service while it installs\nexit 101\n' "$who" >"$POLICY_RC"
+		chmod 755 "$POLICY_RC"
+	fi
+	if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >"$T/apt.log" 2>&1; then
+		# a stale package list: update once, then again
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq >>"$T/apt.log" 2>&1 || true
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >>"$T/apt.log" 2>&1 ||
+			{ tail -n 20 "$T/apt.log" >&2; die "cannot install ${pkgs[*]}"; }
+	fi
+	if [ -n "$POLICY_RC" ]; then
+		rm -f "$POLICY_RC"
+		POLICY_RC=
+	fi
+	for u in "${units[@]}"; do
+		command -v systemctl >/dev/null || break
+		if [ -d /run/systemd/system ]; then
+			systemctl disable --now "$u" >/dev/null 2>&1 || true
+		else
+			systemctl disable "$u" >/dev/null 2>&1 || true
+		fi
+	done
+	# no init ran them, but make sure: a packaged daemon outside our namespaces
+	for u in "${daemons[@]}"; do
+		pid=$(pgrep -x -o "$u") || continue
+		if [ "$(readlink /proc/"$pid"/ns/net)" = "$(readlink /proc/self/ns/net)" ]; then
+			echo "  note: a $u runs on this host outside the benchmark (left alone)" >&2
+		fi
+	done
+}
+
+# ns_new VAR TAG: a fresh namespace $RUN-TAG with lo up, its name in VAR.
+ns_new() {
+	local name=$RUN-$2
+	ip netns add "$name"
+	NSES+=("$name")
+	ip -n "$name" link set lo up
+	printf -v "$1" '%s' "$name"
+}
+
+# repin NS CPU: every thread of every process in NS onto CPU (a daemon
+# may pin its own workers over taskset's mask: knotd pins UDP worker N to
+# CPU N).
+repin() {
+	local pid
+	for pid in $(ip netns pids "$1"); do
+		taskset -a -p -c "$2" "$pid" >/dev/null
+	done
+}
+
+# stop PID: SIGTERM, 5 s, then SIGKILL; reaped.
+stop() {
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		alive "$pid" || break
+		sleep 0.05
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# descendants PID: PID and every process below it.
+descendants() {
+	local c
+	echo "$1"
+	for c in $(pgrep -P "$1"); do
+		descendants "$c"
+	done
+}
+
+# cpu_ticks PID: the CPU time the process and all below it (NSD and nginx
+# work in a child) used so far, all their threads, utime + stime in ticks.
+cpu_ticks() {
+	local pid stat sum=0
+	for pid in $(descendants "$1"); do
+		{ read -r stat <"/proc/$pid/stat"; } 2>/dev/null || continue
+		stat=${stat##*) }
+		sum=$((sum + $(awk '{ print $12 + $13 }' <<<"$stat")))
+	done
+	echo "$sum"
+}
