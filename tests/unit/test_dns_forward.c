@@ -37,6 +37,7 @@ static double clock_now(void)
 	return test_clock;
 }
 
+/* A socket bound to 127.0.0.1:port (0: the kernel's pick), or -1. */
 static int bound_socket(int type, uint16_t port, struct sockaddr_storage *addr)
 {
 	struct sockaddr_in *in = (void *)addr;
@@ -49,9 +50,34 @@ static int bound_socket(int type, uint16_t port, struct sockaddr_storage *addr)
 	in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	in->sin_port = htons(port);
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)in, sizeof(*in)) == 0);
-	CHECK(getsockname(fd, (struct sockaddr *)in, &len) == 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)in, sizeof(*in)) ||
+	    getsockname(fd, (struct sockaddr *)in, &len)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
 	return fd;
+}
+
+/* UDP and TCP on one port number, as a resolver listens: the kernel picks
+ * the UDP port, and the same TCP port may be taken by another program's
+ * connection, so a few picks are tried. */
+static void bound_pair(int *udp, int *tcp, struct sockaddr_storage *addr)
+{
+	struct sockaddr_storage taddr;
+
+	for (int i = 0; i < 50; i++) {
+		*udp = bound_socket(SOCK_DGRAM, 0, addr);
+		*tcp = *udp < 0
+			   ? -1
+			   : bound_socket(SOCK_STREAM,
+					  ntohs(((struct sockaddr_in *)addr)->sin_port), &taddr);
+		if (*tcp >= 0)
+			return;
+		if (*udp >= 0)
+			close(*udp);
+	}
+	CHECK(!"no port free for both UDP and TCP in 50 tries");
 }
 
 /* The answer to query q for the fake's mode; returns its length. */
@@ -181,14 +207,10 @@ static void on_fake_accept(struct ev_loop *loop, ev_io *w, int revents)
 /* live: answer; otherwise a bound port that never reads (no ICMP either). */
 static void fake_start(struct ev_loop *loop, struct fake *fk, enum fake_mode mode, bool live)
 {
-	struct sockaddr_storage taddr;
-
 	memset(fk, 0, sizeof(*fk));
 	fk->mode = mode;
 	fk->conn = -1;
-	fk->udp = bound_socket(SOCK_DGRAM, 0, &fk->addr);
-	fk->lst =
-	    bound_socket(SOCK_STREAM, ntohs(((struct sockaddr_in *)&fk->addr)->sin_port), &taddr);
+	bound_pair(&fk->udp, &fk->lst, &fk->addr);
 	CHECK(listen(fk->lst, 4) == 0);
 	if (!live)
 		return;
