@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,13 +140,15 @@ struct lb_conn {
 	uint8_t kind; /* K_CONN; first, as in struct lb_udp */
 	uint8_t state;
 	uint8_t gen; /* the endpoint socket's generation, in epoll's data */
-	uint8_t tries;
+	uint8_t pad;
+	uint32_t tries; /* endpoints tried: a port may have more than 255 */
 	struct lb *lb;
 	struct lb_conn *prev, *next;   /* every connection */
 	struct lb_conn *eprev, *enext; /* the endpoint's */
 	struct lb_conn *tprev, *tnext; /* connecting, oldest first */
 	struct lb_conn *sprev, *snext; /* with a FIN due */
 	struct lb_conn *dead_next;
+	ev_tstamp dead_at;
 	ev_tstamp deadline;
 	struct lb_port *port; /* a reference */
 	struct lb_ep *ep;     /* a reference while attached */
@@ -165,7 +168,7 @@ struct lb_udp {
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	struct in_pktinfo pi; /* the address the client wrote to (wildcard) */
-	ev_tstamp last;
+	ev_tstamp last, dead_at;
 	struct lb_udp *dead_next;
 	char key[LB_WHERE_MAX];
 };
@@ -186,8 +189,8 @@ struct lb {
 	struct lb_listener *tcp_ls;
 	struct lb_conn *conns, *tq_head, *tq_tail, *shut_head;
 	ev_prepare shut_prepare;
-	struct lb_conn *dead;
-	struct lb_udp *dead_udp;
+	struct lb_conn *dead, *dead_tail; /* closed, freed LB_QUARANTINE later */
+	struct lb_udp *dead_udp, *dead_udp_tail;
 	size_t nconns, nlisteners;
 	size_t fds;    /* descriptors of connections, sessions and pipes */
 	size_t nofile; /* RLIMIT_NOFILE as last read, at nofile_at */
@@ -266,6 +269,8 @@ static void count_add(struct lb_counters *a, const struct lb_counters *b)
 
 /* epoll's data: the object, with the side and the endpoint socket's
  * generation in the low bits (objects are 16-byte aligned by malloc). */
+_Static_assert(_Alignof(max_align_t) >= 16, "ev_tag keeps 4 bits in malloc'd pointers");
+
 static uint64_t ev_tag(void *obj, int side, uint8_t gen)
 {
 	return (uint64_t)(uintptr_t)obj | (uint64_t)side | (uint64_t)(gen & 7) << 1;
@@ -491,7 +496,7 @@ static size_t read_nofile(void)
  * svcd runs. */
 static bool fds_left(struct lb *lb)
 {
-	size_t need = lb->fds + 4 + LB_FD_RESERVE;
+	size_t need = lb->fds + lb->nlisteners + 6 + LB_FD_RESERVE;
 	ev_tstamp now = ev_now(lb->loop);
 
 	if (need <= lb->nofile && now - lb->nofile_at < 1.0)
@@ -653,8 +658,13 @@ static void conn_close(struct lb_conn *c, bool reset)
 	if (c->next)
 		c->next->prev = c->prev;
 	lb->nconns--;
-	c->dead_next = lb->dead;
-	lb->dead = c;
+	c->dead_next = NULL; /* oldest first */
+	c->dead_at = ev_now(lb->loop);
+	if (lb->dead_tail)
+		lb->dead_tail->dead_next = c;
+	else
+		lb->dead = c;
+	lb->dead_tail = c;
 	listeners_resume(lb, false);
 }
 
@@ -994,6 +1004,13 @@ static void conn_event(struct lb_conn *c, int side, uint8_t gen, uint32_t events
 		h->hup = true;
 	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		h->wr = true;
+	if (c->state == C_OPEN && (events & EPOLLERR) &&
+	    !getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &err, &len) && err) {
+		/* A reset, maybe on a side we no longer read (it sent its FIN
+		 * earlier): reset the other side too. */
+		conn_close(c, true);
+		return;
+	}
 	if (c->state == C_CONNECTING) {
 		if (side != SRV)
 			return; /* the client's bytes wait in its socket */
@@ -1027,8 +1044,13 @@ static void udp_close(struct lb_udp *u)
 	u->ep->nsessions--;
 	ep_unref(u->ep);
 	u->ep = NULL;
-	u->dead_next = lb->dead_udp;
-	lb->dead_udp = u;
+	u->dead_next = NULL;
+	u->dead_at = ev_now(lb->loop);
+	if (lb->dead_udp_tail)
+		lb->dead_udp_tail->dead_next = u;
+	else
+		lb->dead_udp = u;
+	lb->dead_udp_tail = u;
 }
 
 static struct lb_udp *udp_session(struct lb_listener *l, const struct sockaddr_storage *peer,
@@ -1044,7 +1066,11 @@ static struct lb_udp *udp_session(struct lb_listener *l, const struct sockaddr_s
 
 	from_sockaddr(peer, &client, &port);
 	while ((ep = pick(l->port, &client, tries++, now))) {
-		int fd = socket(ep->sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		int fd;
+
+		if (!fds_left(lb))
+			return NULL; /* dropped: the reserve is for the rest of svcd */
+		fd = socket(ep->sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			return NULL;
 		if (connect(fd, (struct sockaddr *)&ep->sa, ep->salen)) {
@@ -1146,7 +1172,9 @@ static void udp_event(struct lb_udp *u)
 {
 	struct lb *lb = u->lb;
 
-	for (int i = 0; i < LB_UDP_BATCH && !u->dead; i++) {
+	/* Edge-triggered: read to EAGAIN, or the rest would wait for the next
+	 * datagram. */
+	while (!u->dead) {
 		ssize_t n = recv(u->fd, lb->udpbuf, LB_UDP_MAX, MSG_DONTWAIT);
 		union {
 			char buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
@@ -1163,7 +1191,9 @@ static void udp_event(struct lb_udp *u)
 				ep_failed(u->ep, u->l->port, ev_now(lb->loop));
 				udp_close(u); /* the next datagram picks another endpoint */
 			}
-			return;
+			if (errno == EAGAIN || errno == ECONNREFUSED)
+				return;
+			continue; /* an ICMP error (unreachable...): datagrams may follow */
 		}
 		iov.iov_len = (size_t)n;
 		if (u->l->wildcard && u->pi.ipi_addr.s_addr) {
@@ -1198,19 +1228,34 @@ static void udp_close_all(struct lb_listener *l)
 
 /* --- the event set --------------------------------------------------------------------------- */
 
-static void free_dead(struct lb *lb)
+/* Closed objects are freed a second after their close (all, with force):
+ * a socket stays in the epoll set while another process holds it (the
+ * child of a fork, until it closes what it inherited), and an event of
+ * that window must find a dead object, not freed memory. */
+#define LB_QUARANTINE 1.0
+
+static void free_dead_force(struct lb *lb, bool force)
 {
-	while (lb->dead) {
+	ev_tstamp now = ev_now(lb->loop);
+
+	while (lb->dead && (force || now - lb->dead->dead_at >= LB_QUARANTINE)) {
 		struct lb_conn *c = lb->dead;
-		lb->dead = c->dead_next;
+		if (!(lb->dead = c->dead_next))
+			lb->dead_tail = NULL;
 		port_unref(c->port);
 		free(c);
 	}
-	while (lb->dead_udp) {
+	while (lb->dead_udp && (force || now - lb->dead_udp->dead_at >= LB_QUARANTINE)) {
 		struct lb_udp *u = lb->dead_udp;
-		lb->dead_udp = u->dead_next;
+		if (!(lb->dead_udp = u->dead_next))
+			lb->dead_udp_tail = NULL;
 		free(u);
 	}
+}
+
+static void free_dead(struct lb *lb)
+{
+	free_dead_force(lb, false);
 }
 
 static void on_events(struct ev_loop *loop, ev_io *w, int revents)
@@ -1393,12 +1438,15 @@ static int vip_ref(struct lb *lb, const struct svc_addr *a, struct svc_err *e)
 	if (!(v = calloc(1, sizeof(*v))))
 		return svc_errf(e, ENOMEM, "out of memory");
 	memcpy(v->key, key, sizeof(v->key));
-	if ((r = localaddr_add_label(v->key, LB_ADDR_LABEL, e)) ||
-	    (r = smap_put(&lb->vips, v->key, v))) {
-		if (r == -ENOMEM)
-			svc_errf(e, ENOMEM, "out of memory");
+	if ((r = localaddr_add_label(v->key, LB_ADDR_LABEL, e))) {
 		free(v);
 		return r;
+	}
+	if (smap_put(&lb->vips, v->key, v)) {
+		struct svc_err ignored = {0};
+		localaddr_del(v->key, &ignored);
+		free(v);
+		return svc_errf(e, ENOMEM, "out of memory");
 	}
 	v->refs = 1;
 	return 0;
@@ -1607,6 +1655,8 @@ static void plan_commit(struct lb *lb, struct lb_svc *s, const struct lb_service
 		struct lb_listener *l = kept;
 		kept = l->next;
 		if (l->next_port != l->port) {
+			if (l->proto == IPPROTO_UDP) /* they count against the old port */
+				udp_close_all(l);
 			port_unref(l->port);
 			l->port = l->next_port;
 			l->port->refs++;
@@ -1813,7 +1863,7 @@ void lb_free(struct lb *lb)
 	smap_free(&lb->svcs);
 	while (lb->conns)
 		conn_close(lb->conns, true);
-	free_dead(lb);
+	free_dead_force(lb, true);
 	if (lb->loop) {
 		ev_io_stop(lb->loop, &lb->epio);
 		ev_timer_stop(lb->loop, &lb->connect_timer);

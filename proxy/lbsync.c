@@ -20,6 +20,14 @@ static bool served(const struct lbsync *ls, const struct svc_obj *o)
 	       s->cluster_ip.family;
 }
 
+static void add_addr(struct svc_addr *v, uint32_t *n, const struct svc_addr *a)
+{
+	for (uint32_t i = 0; i < *n; i++)
+		if (addr_eq(&v[i], a))
+			return;
+	v[(*n)++] = *a;
+}
+
 /* The spec of service o: its addresses, and per port the ready endpoints. */
 static int sync_one(struct lbsync *ls, const char *key, const struct svc_obj *o, struct svc_err *e)
 {
@@ -42,11 +50,12 @@ static int sync_one(struct lbsync *ls, const char *key, const struct svc_obj *o,
 		r = svc_errf(e, ENOMEM, "out of memory");
 		goto out;
 	}
-	addrs[spec.naddrs++] = s->cluster_ip;
+	/* Each address once: a load-balancer IP is often an external IP too. */
+	add_addr(addrs, &spec.naddrs, &s->cluster_ip);
 	for (uint32_t i = 0; i < s->n_external_ips; i++)
-		addrs[spec.naddrs++] = s->external_ips[i];
+		add_addr(addrs, &spec.naddrs, &s->external_ips[i]);
 	for (uint32_t i = 0; i < s->n_lb_ips; i++)
-		addrs[spec.naddrs++] = s->lb_ips[i];
+		add_addr(addrs, &spec.naddrs, &s->lb_ips[i]);
 	nt = 0;
 	for (uint32_t i = 0; i < s->nports; i++) {
 		struct lb_port_spec *ps = &ports[i];
