@@ -15,14 +15,19 @@ static const char usage[] =
     "Usage: svcctl list [-n NAMESPACE|-A] [-o wide|json|yaml]\n"
     "  -n, --namespace NS     only this namespace (default: every namespace)\n"
     "  -A, --all-namespaces   every namespace\n"
-    "  -o, --output FORMAT    wide (adds EXTERNAL-IP), json or yaml\n";
+    "  -o, --output FORMAT    wide (adds EXTERNAL-IP, SELECTOR and, for services the\n"
+    "                         userspace balancer carries, LISTEN, CONNECTIONS active/total\n"
+    "                         and FAILED connects), json or yaml\n";
 
-static const char *const columns[] = {"NAMESPACE",   "NAME",	"TYPE",	     "CLUSTER-IP",
-				      "EXTERNAL-IP", "PORT(S)", "ENDPOINTS", "SELECTOR"};
-enum { COL_EXTERNAL = 4, COL_SELECTOR = 7 };
+static const char *const columns[] = {"NAMESPACE",   "NAME",	    "TYPE",	 "CLUSTER-IP",
+				      "EXTERNAL-IP", "PORT(S)",	    "ENDPOINTS", "SELECTOR",
+				      "LISTEN",	     "CONNECTIONS", "FAILED"};
+enum { COL_EXTERNAL = 4, COL_SELECTOR = 7, COL_LISTEN = 8 };
+#define LB_COLS 3 /* LISTEN, CONNECTIONS (active/total), FAILED (connects) */
 
 struct list_view {
 	bool wide, selector; /* EXTERNAL-IP; SELECTOR, only if the daemon sends one */
+	bool lb;	     /* the userspace balancer's columns, when it serves any */
 	struct ctl_table t;
 	struct sbuf tmp;
 };
@@ -57,6 +62,26 @@ static void endpoints_cell(struct list_view *v, const cJSON *s)
 	cell_tmp(v);
 }
 
+/* Where the userspace balancer listens for s, its connections (active/
+ * total) and failed connects; "-" for a service it does not carry. */
+static void lb_cells(struct list_view *v, const cJSON *s)
+{
+	const cJSON *lb = ctl_json_obj(s, "lb");
+
+	if (!lb) {
+		for (int i = 0; i < LB_COLS; i++)
+			ctl_table_cell(&v->t, "-");
+		return;
+	}
+	ctl_fmt_join(&v->tmp, ctl_json_arr(s, "listen"));
+	cell_tmp(v);
+	sbuf_addf(&v->tmp, "%lld/%lld", ctl_json_int(lb, "active", 0),
+		  ctl_json_int(lb, "total", 0));
+	cell_tmp(v);
+	sbuf_addf(&v->tmp, "%lld", ctl_json_int(lb, "connect_failures", 0));
+	cell_tmp(v);
+}
+
 static void row(struct list_view *v, const cJSON *s)
 {
 	const char *type = ctl_json_str(s, "type");
@@ -75,15 +100,17 @@ static void row(struct list_view *v, const cJSON *s)
 		ctl_fmt_selector(&v->tmp, ctl_json_obj(s, "selector"));
 		cell_tmp(v);
 	}
+	if (v->lb)
+		lb_cells(v, s);
 }
 
-static bool any_selector(const cJSON *services)
+static bool any_has(const cJSON *services, const char *key)
 {
 	const cJSON *s;
 
 	cJSON_ArrayForEach(s, services)
 	{
-		if (ctl_json_obj(s, "selector"))
+		if (ctl_json_obj(s, key))
 			return true;
 	}
 	return false;
@@ -91,13 +118,16 @@ static bool any_selector(const cJSON *services)
 
 static int print_table(const cJSON *services, bool wide)
 {
-	struct list_view v = {.wide = wide, .selector = wide && any_selector(services)};
-	size_t ncols = ARRAY_SIZE(columns) - !v.wide - !v.selector;
+	struct list_view v = {.wide = wide,
+			      .selector = wide && any_has(services, "selector"),
+			      .lb = wide && any_has(services, "lb")};
+	size_t ncols = ARRAY_SIZE(columns) - !v.wide - !v.selector - (v.lb ? 0 : LB_COLS);
 	const cJSON *s;
 	int err = ctl_table_init(&v.t, ncols);
 
 	for (size_t i = 0; i < ARRAY_SIZE(columns); i++)
-		if ((i != COL_EXTERNAL || v.wide) && (i != COL_SELECTOR || v.selector))
+		if ((i != COL_EXTERNAL || v.wide) && (i != COL_SELECTOR || v.selector) &&
+		    (i < COL_LISTEN || v.lb))
 			ctl_table_cell(&v.t, columns[i]);
 	cJSON_ArrayForEach(s, services)
 	{

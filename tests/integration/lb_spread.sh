@@ -100,6 +100,9 @@ assert_lb_counts "tcp $web:80" web 300 8080
 assert_eq "$(lb_counter web .lb.bytes_out)" 600 "web: lb.bytes_out (backend -> client)"
 assert_eq "$(lb_counter web .lb.bytes_in)" 0 "web: lb.bytes_in (client -> backend)"
 assert_eq "$(lb_counter web .lb.connect_failures)" 0 "web: lb.connect_failures"
+# The same in the wide table: where, connections active/total, failures.
+wide=$(svcctl list -o wide | awk '$2 == "web" { print $(NF - 2), $(NF - 1), $NF }')
+assert_eq "$wide" "$web:80/TCP 0/300 0" "svcctl list -o wide: web's LISTEN CONNECTIONS FAILED"
 echo "passed: tcp through the ClusterIP" >&2
 
 # UDP through the ClusterIP: 300 datagrams, each from a socket of its own
