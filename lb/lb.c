@@ -37,6 +37,7 @@
 
 #include "localaddr.h"
 #include "smap.h"
+#include "util.h"
 
 #define LB_BUF		16384	    /* bytes a buffered direction moves per read */
 #define LB_PIPE_SIZE	(256 << 10) /* a spliced direction's pipe */
@@ -146,7 +147,8 @@ struct lb_conn {
 	struct lb_conn *prev, *next;   /* every connection */
 	struct lb_conn *eprev, *enext; /* the endpoint's */
 	struct lb_conn *tprev, *tnext; /* connecting, oldest first */
-	struct lb_conn *sprev, *snext; /* with a FIN due */
+	struct lb_conn *sprev, *snext; /* with a FIN due at shut_at */
+	ev_tstamp shut_at;
 	struct lb_conn *dead_next;
 	ev_tstamp dead_at;
 	ev_tstamp deadline;
@@ -187,8 +189,8 @@ struct lb {
 	struct smap svcs; /* key -> struct lb_svc */
 	struct smap vips; /* address -> struct lb_vip */
 	struct lb_listener *tcp_ls;
-	struct lb_conn *conns, *tq_head, *tq_tail, *shut_head;
-	ev_prepare shut_prepare;
+	struct lb_conn *conns, *tq_head, *tq_tail, *shut_head, *shut_tail;
+	ev_timer shut_timer;
 	struct lb_conn *dead, *dead_tail; /* closed, freed LB_QUARANTINE later */
 	struct lb_udp *dead_udp, *dead_udp_tail;
 	size_t nconns, nlisteners;
@@ -497,7 +499,7 @@ static size_t read_nofile(void)
 static bool fds_left(struct lb *lb)
 {
 	size_t need = lb->fds + lb->nlisteners + 6 + LB_FD_RESERVE;
-	ev_tstamp now = ev_now(lb->loop);
+	ev_tstamp now = now_mono();
 
 	if (need <= lb->nofile && now - lb->nofile_at < 1.0)
 		return true;
@@ -572,14 +574,14 @@ static void tq_arm(struct lb *lb)
 	}
 	if (ev_is_active(&lb->connect_timer))
 		return; /* it fires for the head, which is the oldest */
-	left = lb->tq_head->deadline - ev_now(lb->loop);
+	left = lb->tq_head->deadline - now_mono();
 	ev_timer_set(&lb->connect_timer, left > 0 ? left : 0, 0);
 	ev_timer_start(lb->loop, &lb->connect_timer);
 }
 
 static void tq_push(struct lb *lb, struct lb_conn *c)
 {
-	c->deadline = ev_now(lb->loop) + lb->cfg.connect_timeout;
+	c->deadline = now_mono() + lb->cfg.connect_timeout;
 	c->tprev = lb->tq_tail;
 	c->tnext = NULL;
 	if (lb->tq_tail)
@@ -659,7 +661,7 @@ static void conn_close(struct lb_conn *c, bool reset)
 		c->next->prev = c->prev;
 	lb->nconns--;
 	c->dead_next = NULL; /* oldest first */
-	c->dead_at = ev_now(lb->loop);
+	c->dead_at = now_mono();
 	if (lb->dead_tail)
 		lb->dead_tail->dead_next = c;
 	else
@@ -693,7 +695,7 @@ static int send_early(struct lb_conn *c)
 static void conn_connect(struct lb_conn *c)
 {
 	struct lb *lb = c->lb;
-	ev_tstamp now = ev_now(lb->loop);
+	ev_tstamp now = now_mono();
 	struct lb_ep *ep;
 	int fd, one = 1;
 
@@ -751,7 +753,7 @@ static void conn_retry(struct lb_conn *c)
 {
 	struct lb *lb = c->lb;
 
-	ep_failed(c->ep, c->port, ev_now(lb->loop));
+	ep_failed(c->ep, c->port, now_mono());
 	tq_remove(lb, c);
 	ep_detach(c);
 	close(c->srv.fd);
@@ -763,7 +765,7 @@ static void conn_retry(struct lb_conn *c)
 static void on_connect_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct lb *lb = w->data;
-	ev_tstamp now = ev_now(loop);
+	ev_tstamp now = now_mono();
 
 	(void)revents;
 	while (lb->tq_head && lb->tq_head->deadline <= now + 0.001)
@@ -939,11 +941,24 @@ static int flow_in(struct lb_conn *c, struct lb_flow *f, struct lb_half *src)
 	return 0;
 }
 
-/* A FIN to pass on waits until the loop is about to block: a client that
- * closes once it has its answer (an HTTP client after "Connection: close")
- * usually closes first, so both sockets simply close and the TIME_WAIT
- * stays with the client, as with a direct connection, instead of landing
- * on the node by the thousand. */
+/* A FIN to pass on waits LB_FIN_DELAY: a client that closes once it has
+ * its answer (an HTTP client after "Connection: close") closes first
+ * meanwhile, so both sockets simply close and the TIME_WAIT stays with the
+ * client, as with a direct connection, instead of landing on the node by
+ * the thousand.  A client that waits for the FIN gets it that much later. */
+#define LB_FIN_DELAY 0.002
+
+static void shut_arm(struct lb *lb)
+{
+	ev_tstamp left;
+
+	if (!lb->shut_head || ev_is_active(&lb->shut_timer))
+		return;
+	left = lb->shut_head->shut_at - now_mono();
+	ev_timer_set(&lb->shut_timer, left > 0 ? left : 0, 0);
+	ev_timer_start(lb->loop, &lb->shut_timer);
+}
+
 static void shut_later(struct lb_conn *c, struct lb_half *h)
 {
 	struct lb *lb = c->lb;
@@ -951,12 +966,15 @@ static void shut_later(struct lb_conn *c, struct lb_half *h)
 	h->shut_due = true;
 	if (c->sprev || lb->shut_head == c)
 		return;
-	c->snext = lb->shut_head;
-	if (lb->shut_head)
-		lb->shut_head->sprev = c;
-	lb->shut_head = c;
-	if (!ev_is_active(&lb->shut_prepare))
-		ev_prepare_start(lb->loop, &lb->shut_prepare);
+	c->shut_at = now_mono() + LB_FIN_DELAY;
+	c->snext = NULL; /* due times only grow: the list stays in order */
+	c->sprev = lb->shut_tail;
+	if (lb->shut_tail)
+		lb->shut_tail->snext = c;
+	else
+		lb->shut_head = c;
+	lb->shut_tail = c;
+	shut_arm(lb);
 }
 
 static void shut_unlink(struct lb_conn *c)
@@ -971,15 +989,18 @@ static void shut_unlink(struct lb_conn *c)
 		lb->shut_head = c->snext;
 	if (c->snext)
 		c->snext->sprev = c->sprev;
+	else
+		lb->shut_tail = c->sprev;
 	c->sprev = c->snext = NULL;
 }
 
-static void on_shut_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+static void on_shut_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct lb *lb = w->data;
+	ev_tstamp now = now_mono();
 
 	(void)revents;
-	while (lb->shut_head) {
+	while (lb->shut_head && lb->shut_head->shut_at <= now + 0.0005) {
 		struct lb_conn *c = lb->shut_head;
 		shut_unlink(c);
 		for (int i = 0; i < 2; i++) {
@@ -989,7 +1010,7 @@ static void on_shut_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 			h->shut_due = false;
 		}
 	}
-	ev_prepare_stop(loop, w);
+	shut_arm(lb);
 }
 
 /* Move what can move from src to dst.  Returns 0, or -1 when src failed
@@ -1003,9 +1024,8 @@ static int flow_run(struct lb_conn *c, struct lb_flow *f, struct lb_half *src, s
 		if (pending(f))
 			return 0; /* backpressure: read no more until dst takes this */
 		if (src->eof) {
-			/* Half-close, at the end of this turn of the loop (see
-			 * shut_later).  A peer that closed its own side gets our FIN
-			 * from close() once the other direction is done. */
+			/* Half-close, a moment later (see shut_later).  A peer that closed its own
+			 * side gets our FIN from close() once the other direction is done. */
 			if (!dst->shut && !dst->eof)
 				shut_later(c, dst);
 			dst->shut = true;
@@ -1098,7 +1118,7 @@ static void udp_close(struct lb_udp *u)
 	ep_unref(u->ep);
 	u->ep = NULL;
 	u->dead_next = NULL;
-	u->dead_at = ev_now(lb->loop);
+	u->dead_at = now_mono();
 	if (lb->dead_udp_tail)
 		lb->dead_udp_tail->dead_next = u;
 	else
@@ -1110,7 +1130,7 @@ static struct lb_udp *udp_session(struct lb_listener *l, const struct sockaddr_s
 				  socklen_t peerlen, const char *key)
 {
 	struct lb *lb = l->lb;
-	ev_tstamp now = ev_now(lb->loop);
+	ev_tstamp now = now_mono();
 	struct svc_addr client;
 	struct lb_udp *u;
 	struct lb_ep *ep;
@@ -1205,7 +1225,7 @@ static void on_udp_listener(struct ev_loop *loop, ev_io *w, int revents)
 			for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
 				if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO)
 					memcpy(&u->pi, CMSG_DATA(cm), sizeof(u->pi));
-			u->last = ev_now(lb->loop);
+			u->last = now_mono();
 			if (send(u->fd, lb->udpbuf, (size_t)n, MSG_DONTWAIT) >= 0) {
 				u->ep->c.bytes_in += (uint64_t)n;
 				l->port->c.bytes_in += (uint64_t)n;
@@ -1214,7 +1234,7 @@ static void on_udp_listener(struct ev_loop *loop, ev_io *w, int revents)
 			if (errno != ECONNREFUSED)
 				break;
 			/* An earlier datagram was refused: that endpoint is gone. */
-			ep_failed(u->ep, l->port, ev_now(lb->loop));
+			ep_failed(u->ep, l->port, now_mono());
 			udp_close(u);
 		}
 	}
@@ -1241,7 +1261,7 @@ static void udp_event(struct lb_udp *u)
 
 		if (n < 0) {
 			if (errno == ECONNREFUSED) {
-				ep_failed(u->ep, u->l->port, ev_now(lb->loop));
+				ep_failed(u->ep, u->l->port, now_mono());
 				udp_close(u); /* the next datagram picks another endpoint */
 			}
 			if (errno == EAGAIN || errno == ECONNREFUSED)
@@ -1261,7 +1281,7 @@ static void udp_event(struct lb_udp *u)
 			cm->cmsg_len = CMSG_LEN(sizeof(pi));
 			memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
 		}
-		u->last = ev_now(lb->loop);
+		u->last = now_mono();
 		if (sendmsg(u->l->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) {
 			u->ep->c.bytes_out += (uint64_t)n;
 			u->l->port->c.bytes_out += (uint64_t)n;
@@ -1289,7 +1309,7 @@ static void udp_close_all(struct lb_listener *l)
 
 static void free_dead_force(struct lb *lb, bool force)
 {
-	ev_tstamp now = ev_now(lb->loop);
+	ev_tstamp now = now_mono();
 
 	while (lb->dead && (force || now - lb->dead->dead_at >= LB_QUARANTINE)) {
 		struct lb_conn *c = lb->dead;
@@ -1341,7 +1361,7 @@ static void on_events(struct ev_loop *loop, ev_io *w, int revents)
  * affinities past their timeout are forgotten now and then. */
 static void sweep(struct lb *lb)
 {
-	ev_tstamp now = ev_now(lb->loop);
+	ev_tstamp now = now_mono();
 	bool aff = now - lb->aff_swept >= LB_AFF_SWEEP;
 	struct smap_ent *se, *ent;
 	size_t sc = 0;
@@ -1883,8 +1903,8 @@ int lb_new(struct ev_loop *loop, const struct lb_config *cfg, struct lb **out, s
 	ev_io_start(loop, &lb->epio);
 	ev_init(&lb->connect_timer, on_connect_timeout);
 	lb->connect_timer.data = lb;
-	ev_prepare_init(&lb->shut_prepare, on_shut_prepare);
-	lb->shut_prepare.data = lb;
+	ev_init(&lb->shut_timer, on_shut_timer);
+	lb->shut_timer.data = lb;
 	ev_init(&lb->resume_timer, on_resume);
 	lb->resume_timer.data = lb;
 	{
@@ -1894,7 +1914,7 @@ int lb_new(struct ev_loop *loop, const struct lb_config *cfg, struct lb **out, s
 	}
 	lb->sweep_timer.data = lb;
 	ev_timer_start(loop, &lb->sweep_timer);
-	lb->aff_swept = ev_now(loop);
+	lb->aff_swept = now_mono();
 	/* Addresses an earlier run left (a crash, a kill): the services that
 	 * still exist put theirs back at the first sync. */
 	if (!lb->cfg.loopback_only)
@@ -1922,7 +1942,7 @@ void lb_free(struct lb *lb)
 		ev_timer_stop(lb->loop, &lb->connect_timer);
 		ev_timer_stop(lb->loop, &lb->resume_timer);
 		ev_timer_stop(lb->loop, &lb->sweep_timer);
-		ev_prepare_stop(lb->loop, &lb->shut_prepare);
+		ev_timer_stop(lb->loop, &lb->shut_timer);
 	}
 	smap_free(&lb->vips);
 	for (size_t i = 0; lb->bufs && i < lb->nbufs; i++)
