@@ -144,10 +144,8 @@ trap 'exit 143' TERM HUP
 
 # ---- the peers ------------------------------------------------------------------
 
-# Install what is missing.  invoke-rc.d asks policy-rc.d: with one that
-# answers 101, the postinst scripts start nothing.  Units this run installed
-# are disabled afterwards (systemctl disable edits symlinks, booted with
-# systemd or not), and stopped where systemd runs.
+# Install what is missing (bench_install: no service starts meanwhile, the
+# units this run installed are disabled afterwards).
 install_peers() {
 	local pkgs=() units=()
 	command -v haproxy >/dev/null || { pkgs+=(haproxy); units+=(haproxy); }

@@ -72,13 +72,15 @@ static uint16_t port_of(const char *where)
 	return colon ? (uint16_t)atoi(colon + 1) : 0;
 }
 
+/* Loopback only: nothing here adds an address or needs root. */
+static const struct lb_config cfg = {.connect_timeout = 1,
+				     .drain_grace = 1,
+				     .udp_timeout = 1,
+				     .max_conns = 100,
+				     .loopback_only = true};
+
 static void test_all_or_nothing(struct ev_loop *loop)
 {
-	struct lb_config cfg = {.connect_timeout = 1,
-				.drain_grace = 1,
-				.udp_timeout = 1,
-				.max_conns = 100,
-				.loopback_only = true};
 	struct svc_addr vip = {.family = AF_INET, .a = {10, 96, 0, 9}};
 	struct lb_target t[2] = {{.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}, .port = 1},
 				 {.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}, .port = 2}};
@@ -193,11 +195,6 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 
 static void test_relay(struct ev_loop *loop)
 {
-	struct lb_config cfg = {.connect_timeout = 1,
-				.drain_grace = 1,
-				.udp_timeout = 1,
-				.max_conns = 100,
-				.loopback_only = true};
 	struct svc_addr vip = {.family = AF_INET, .a = {10, 96, 0, 9}};
 	struct lb_target t = {.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}};
 	struct lb_port_spec ps = {.proto = IPPROTO_TCP, .port = 80, .targets = &t, .ntargets = 1};
