@@ -27,53 +27,9 @@
 # shellcheck source-path=SCRIPTDIR source=../nft.sh
 . "$(dirname "$0")/../nft.sh"
 
-# sticky_to WHAT N: the last run_load made N connections, no failure, all to
-# one backend; prints its name.
-sticky_to() {
-	local what=$1 n=$2 names
-	expect_ok "$what" "$n"
-	names=$(awk 'NF == 2 && $1 != "rate" { print $1 }' <<<"$OUT")
-	[ "$(wc -l <<<"$names")" -eq 1 ] ||
-		nft_fail "$what: connections went to more than one endpoint despite sessionAffinity ClientIP:
-$OUT"
-	echo "$names"
-}
-
 # endpoints SERVICE POD_IP...: apply (--wait) the Endpoints of SERVICE.
 endpoints() {
 	endpoints_yaml "$1" http:8080/TCP "${@:2}" | apply_wait
-}
-
-# affinity SERVICE ADDR1 ADDR2 PORT: client 1 at ADDR1:PORT and client 2 at
-# ADDR2:PORT each stick to one endpoint of SERVICE; client 1's leaves the
-# Endpoints, and client 1 sticks to one of those that remain.
-affinity() {
-	local svc=$1 addr1=$2 addr2=$3 port=$4 first second again moved keep=() name
-	run_load "$C1" -n 50 -c 1 -w 3000 "$addr1" "$port"
-	first=$(sticky_to "$svc: client 1, 50 connections to $addr1:$port" 50)
-	run_load "$C2" -n 50 -c 1 -w 3000 "$addr2" "$port"
-	second=$(sticky_to "$svc: client 2, 50 connections to $addr2:$port" 50)
-	# Still where they were, several at a time now.
-	run_load "$C1" -n 30 -c 5 -w 3000 "$addr1" "$port"
-	again=$(sticky_to "$svc: client 1, 30 more connections" 30)
-	assert_eq "$again" "$first" "$svc: client 1's endpoint"
-	run_load "$C2" -n 30 -c 5 -w 3000 "$addr2" "$port"
-	again=$(sticky_to "$svc: client 2, 30 more connections" 30)
-	assert_eq "$again" "$second" "$svc: client 2's endpoint"
-
-	# Client 1's endpoint leaves (its pod still runs and answers: a stale
-	# affinity entry would show as answers from it).
-	for name in a b c; do
-		[ "$name" = "$first" ] || keep+=("${pod_ip[$name]}")
-	done
-	endpoints "$svc" "${keep[@]}"
-	run_load "$C1" -n 20 -c 1 -w 3000 "$addr1" "$port"
-	moved=$(sticky_to "$svc: client 1 after its endpoint $first left" 20)
-	[ "$moved" != "$first" ] ||
-		nft_fail "$svc: client 1 still sent to $first (${pod_ip[$first]}) after it left the Endpoints"
-	run_load "$C1" -n 20 -c 5 -w 3000 "$addr1" "$port"
-	again=$(sticky_to "$svc: client 1, 20 more connections" 20)
-	assert_eq "$again" "$moved" "$svc: client 1's new endpoint"
 }
 
 topo_pod A a 10.244.0.10
@@ -96,10 +52,10 @@ done
 
 # Through the ClusterIP.
 ip=$(svc_ip sticky)
-affinity sticky "$ip" "$ip" 80
+affinity sticky "$ip" "$ip" 80 http:8080/TCP
 
 # Through the nodePort, at the node's address on each client's link.
 np=$(node_port sticky-np)
-affinity sticky-np "$(topo_node_ip "$C1")" "$(topo_node_ip "$C2")" "$np"
+affinity sticky-np "$(topo_node_ip "$C1")" "$(topo_node_ip "$C2")" "$np" http:8080/TCP
 
 svcd_stop
