@@ -7,18 +7,21 @@
  * remembered per socket (rd, wr) until a read or write says it is spent, so
  * a connection costs no epoll_ctl after its two ADDs.
  *
- * A TCP connection: accept, pick an endpoint (affinity, else round-robin
- * over those not failed lately), connect without blocking; a refusal or a
- * timeout moves on to the next endpoint before a byte is read from the
- * client, so retrying is always safe.  Once connected, each direction moves
- * bytes through a 16 KB buffer; a direction whose reads fill the buffer
- * turns to splice() through a pipe from a pool.  A direction reads only
- * when what it read before is written (backpressure), forwards EOF as
- * shutdown(SHUT_WR) once its bytes are out (half-close), and a reset or
- * write error on one side resets the other (RST for RST).
+ * A TCP connection: accept, read what the client already sent, pick an
+ * endpoint (affinity, else round-robin over those not failed lately),
+ * connect without blocking and send those bytes as soon as the socket
+ * takes them; a refusal or a timeout moves on to the next endpoint before
+ * a byte was sent, so retrying is always safe.  Once connected, each
+ * direction moves bytes through a 16 KB buffer; a direction whose reads
+ * fill the buffer turns to splice() through a pipe from a pool.  A
+ * direction reads only when what it read before is written
+ * (backpressure), forwards EOF as shutdown(SHUT_WR) once its bytes are out
+ * and 2 ms have passed (half-close; see shut_later), and a reset or write
+ * error on one side resets the other (RST for RST).
  *
- * Objects that events point at are freed only after the batch of events is
- * handled (lb->dead), so a handler may close any connection. */
+ * Objects that events point at are freed a second after they are closed
+ * (lb->dead), so a handler may close any connection.  Deadlines use
+ * CLOCK_MONOTONIC (now_mono), not libev's wall-clock ev_now. */
 #include "lb.h"
 
 #include <errno.h>
@@ -140,8 +143,7 @@ struct lb_flow {
 struct lb_conn {
 	uint8_t kind; /* K_CONN; first, as in struct lb_udp */
 	uint8_t state;
-	uint8_t gen; /* the endpoint socket's generation, in epoll's data */
-	uint8_t pad;
+	uint8_t gen;	/* the endpoint socket's generation, in epoll's data */
 	uint32_t tries; /* endpoints tried: a port may have more than 255 */
 	struct lb *lb;
 	struct lb_conn *prev, *next;   /* every connection */
