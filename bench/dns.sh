@@ -97,25 +97,12 @@ for cmd in ip awk taskset timeout; do
 done
 [ "$(nproc)" -ge 2 ] || die "needs 2 CPUs (server on CPU $SRV_CPU, dnsperf on CPU $PERF_CPU)"
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/svcdns-XXXXXX")
-RUN=svcdns-$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
-
-# shellcheck disable=SC2317 # run by the EXIT trap
-cleanup() {
-	bench_stop_all
-	[ -z "$POLICY_RC" ] || rm -f "$POLICY_RC"
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
+bench_begin svcdns
 
 # ---- the peers ------------------------------------------------------------------
 
-# Install what is missing.  invoke-rc.d asks policy-rc.d: with one that
-# answers 101, the postinst scripts start nothing.  Units this run installed
-# are disabled afterwards (systemctl disable edits symlinks, booted with
-# systemd or not), and stopped where systemd runs.
+# Install what is missing (bench_install: no service starts meanwhile, the
+# units this run installed are disabled afterwards).
 install_peers() {
 	local pkgs=() units=()
 	command -v knotd >/dev/null || { pkgs+=(knot); units+=(knot); }

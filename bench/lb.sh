@@ -129,18 +129,8 @@ if [[ " $BALANCERS " == *" svcd "* ]]; then
 	done
 fi
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/svclb-XXXXXX")
-RUN=svclb-$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
-
-# shellcheck disable=SC2317 # run by the EXIT trap
-cleanup() {
-	bench_stop_all
-	[ -z "$POLICY_RC" ] || rm -f "$POLICY_RC"
-	[ -n "${LB_KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM HUP
+BENCH_KEEP=${LB_KEEP:-}
+bench_begin svclb
 
 # ---- the peers ------------------------------------------------------------------
 

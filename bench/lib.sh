@@ -80,7 +80,8 @@ POLICY_RC= # a policy-rc.d bench_install put in place; the caller's EXIT trap re
 # bench_install WHO "PKGS" "UNITS" "DAEMONS": apt-get install the Debian
 # packages PKGS (space-separated; nothing when empty) without letting their
 # services start meanwhile (a policy-rc.d answering 101, unless the machine
-# has one), then disable the systemd UNITS they brought (and stop them where
+# has one: invoke-rc.d asks it, so postinst scripts start nothing), then
+# disable the systemd UNITS they brought (and stop them where
 # systemd runs), and say so when one of DAEMONS already runs outside the
 # benchmark's namespaces.  The apt log goes to $T/apt.log; die() on failure.
 bench_install() {
@@ -173,4 +174,23 @@ cpu_ticks() {
 		sum=$((sum + $(awk '{ print $12 + $13 }' <<<"$stat")))
 	done
 	echo "$sum"
+}
+
+# bench_begin NAME: a temp dir $T and a run name $RUN (NAME-<random>, the
+# prefix of the namespaces), and traps that on exit, also on failure or
+# interruption, stop what the run started (bench_stop_all), remove a
+# policy-rc.d it left and $T (kept when BENCH_KEEP is set).
+bench_begin() {
+	T=$(mktemp -d "${TMPDIR:-/tmp}/$1-XXXXXX")
+	RUN=$1-$(od -An -N4 -tx4 /dev/urandom | tr -d ' \n')
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM HUP
+}
+
+# shellcheck disable=SC2317 # run by the EXIT trap
+bench_cleanup() {
+	bench_stop_all
+	[ -z "$POLICY_RC" ] || rm -f "$POLICY_RC"
+	[ -n "${BENCH_KEEP:-}" ] || rm -rf "$T"
 }
