@@ -216,12 +216,33 @@ static const char *proto_str(uint8_t proto)
 	return proto == IPPROTO_UDP ? "UDP" : "TCP";
 }
 
+/* "10.0.0.1:80", "[fd00::1]:80".  By hand, not snprintf: a UDP session's
+ * key is formatted for every datagram. */
 static void fmt_hostport(char *out, size_t n, const struct svc_addr *a, uint16_t port)
 {
-	char ip[SVC_ADDR_STRLEN];
+	char ip[SVC_ADDR_STRLEN], digits[5], *p = out;
+	bool v6 = a->family == AF_INET6;
+	size_t len, k = 0;
 
 	addr_fmt(a, ip);
-	snprintf(out, n, a->family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip, port);
+	len = strlen(ip);
+	do
+		digits[k++] = (char)('0' + port % 10);
+	while ((port /= 10));
+	if (len + k + 4 > n) { /* cannot happen with LB_WHERE_MAX */
+		out[0] = 0;
+		return;
+	}
+	if (v6)
+		*p++ = '[';
+	memcpy(p, ip, len);
+	p += len;
+	if (v6)
+		*p++ = ']';
+	*p++ = ':';
+	while (k)
+		*p++ = digits[--k];
+	*p = 0;
 }
 
 static socklen_t to_sockaddr(const struct svc_addr *a, uint16_t port, struct sockaddr_storage *ss)

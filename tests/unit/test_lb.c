@@ -83,7 +83,7 @@ static void test_all_or_nothing(struct ev_loop *loop)
 {
 	struct svc_addr vip = {.family = AF_INET, .a = {10, 96, 0, 9}};
 	struct lb_target t[2] = {{.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}, .port = 1},
-				 {.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}, .port = 2}};
+				 {.addr = {.family = AF_INET6, .a = {[15] = 1}}, .port = 65535}};
 	struct lb_port_spec ps = {.proto = IPPROTO_TCP, .port = 80, .targets = t, .ntargets = 2};
 	struct lb_service_spec spec = {.addrs = &vip, .naddrs = 1, .ports = &ps, .nports = 1};
 	struct svc_err e = {0};
@@ -103,6 +103,7 @@ static void test_all_or_nothing(struct ev_loop *loop)
 	CHECK(port_of(s.listen[0]) != 0);
 	CHECK(s.neps == 2);
 	CHECK_STR(s.eps[0], "127.0.0.1:1");
+	CHECK_STR(s.eps[1], "[::1]:65535");
 	snprintf(first, sizeof(first), "%s", s.listen[0]);
 
 	/* A nodePort another program holds: refused, named, nothing changed. */
