@@ -481,7 +481,18 @@ static const char *proto_name(uint8_t proto)
 struct lb_row {
 	struct sbuf *b;
 	int r, n;
+	bool in_eps; /* the walk gives every listener, then every endpoint */
 };
+
+/* From the listen array to the lb object's endpoint array. */
+static void lb_row_to_eps(struct lb_row *x)
+{
+	if (x->in_eps)
+		return;
+	x->r |= sbuf_adds(x->b, "],\"lb\":{\"endpoints\":[");
+	x->in_eps = true;
+	x->n = 0;
+}
 
 static void lb_row_listen(void *ctx, const char *where)
 {
@@ -504,6 +515,7 @@ static void lb_row_ep(void *ctx, const char *ep, const struct lb_counters *c)
 {
 	struct lb_row *x = ctx;
 
+	lb_row_to_eps(x);
 	x->r |= sbuf_addf(x->b, "%s{\"endpoint\":\"%s\",", x->n++ ? "," : "", ep);
 	x->r |= lb_counters_json(x->b, c) | sbuf_adds(x->b, "}");
 }
@@ -519,12 +531,10 @@ static int lb_row(struct sbuf *b, const struct lb *lb, const struct svc_obj *o)
 	if (!lb || !lb_has_service(lb, key))
 		return 0;
 	x.r |= sbuf_adds(b, ",\"listen\":[");
-	lb_service_walk(lb, key, lb_row_listen, NULL, &tot, &x);
-	x.r |= sbuf_adds(b, "],\"lb\":{") | lb_counters_json(b, &tot);
-	x.r |= sbuf_adds(b, ",\"endpoints\":[");
-	x.n = 0;
-	lb_service_walk(lb, key, NULL, lb_row_ep, &tot, &x);
-	return x.r | sbuf_adds(b, "]}");
+	lb_service_walk(lb, key, lb_row_listen, lb_row_ep, &tot, &x);
+	lb_row_to_eps(&x); /* a service with no endpoint */
+	x.r |= sbuf_adds(b, "],") | lb_counters_json(b, &tot);
+	return x.r | sbuf_adds(b, "}");
 }
 
 static int service_row(struct sbuf *b, const struct svc_obj *o, const struct lb *lb)
