@@ -11,9 +11,10 @@
 static const char tomb_key[] = "";
 #define TOMB tomb_key
 
-static size_t find(const struct smap *m, const char *key, bool *found)
+/* The slot of key (whose hash_str is hash; the low 32 bits are enough, as
+ * the table never has 2^32 slots), or where it would go. */
+static size_t find_h(const struct smap *m, const char *key, uint64_t hash, bool *found)
 {
-	uint64_t hash = hash_str(key);
 	size_t mask = m->cap - 1, i = hash & mask, first_tomb = SIZE_MAX;
 
 	for (;; i = (i + 1) & mask) {
@@ -32,6 +33,11 @@ static size_t find(const struct smap *m, const char *key, bool *found)
 	}
 }
 
+static size_t find(const struct smap *m, const char *key, bool *found)
+{
+	return find_h(m, key, hash_str(key), found);
+}
+
 static int grow(struct smap *m)
 {
 	struct smap nm = {.cap = m->cap ? m->cap * 2 : 64, .hashed = m->hashed};
@@ -48,11 +54,12 @@ static int grow(struct smap *m)
 	}
 	for (size_t i = 0; i < m->cap; i++)
 		if (m->v[i].key && m->v[i].key != TOMB) {
-			size_t j = find(&nm, m->v[i].key, &found);
+			uint64_t h = m->h ? m->h[i] : hash_str(m->v[i].key);
+			size_t j = find_h(&nm, m->v[i].key, h, &found);
 
 			nm.v[j] = m->v[i];
 			if (nm.h)
-				nm.h[j] = (uint32_t)hash_str(m->v[i].key);
+				nm.h[j] = (uint32_t)h;
 			nm.n++;
 		}
 	free(m->v);
@@ -85,12 +92,13 @@ void **smap_ref(const struct smap *m, const char *key)
 
 int smap_put(struct smap *m, const char *key, void *val)
 {
+	uint64_t h = hash_str(key);
 	bool found;
 	size_t i;
 
 	if ((m->n + m->tomb + 1) * 4 >= m->cap * 3 && grow(m))
 		return -ENOMEM;
-	i = find(m, key, &found);
+	i = find_h(m, key, h, &found);
 	if (!found) {
 		if (m->v[i].key == TOMB)
 			m->tomb--;
@@ -99,7 +107,7 @@ int smap_put(struct smap *m, const char *key, void *val)
 	m->v[i].key = key;
 	m->v[i].val = val;
 	if (m->h)
-		m->h[i] = (uint32_t)hash_str(key);
+		m->h[i] = (uint32_t)h;
 	return 0;
 }
 
