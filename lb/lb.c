@@ -1382,26 +1382,31 @@ static void on_events(struct ev_loop *loop, ev_io *w, int revents)
 
 /* Sessions idle past udp_timeout, or whose endpoint was removed, end;
  * affinities past their timeout are forgotten now and then. */
+static void sweep_svc(struct lb *lb, struct lb_svc *s, ev_tstamp now, bool aff)
+{
+	struct smap_ent *ent;
+
+	for (struct lb_listener *l = s->ls; l; l = l->next) {
+		size_t cur = 0;
+		while ((ent = smap_next(&l->sessions, &cur))) {
+			struct lb_udp *u = ent->val;
+			if (now - u->last > lb->cfg.udp_timeout || u->ep->removed)
+				udp_close(u);
+		}
+	}
+	for (uint32_t i = 0; aff && i < s->nports; i++)
+		aff_sweep(s->ports[i], now);
+}
+
 static void sweep(struct lb *lb)
 {
 	ev_tstamp now = now_mono();
 	bool aff = now - lb->aff_swept >= LB_AFF_SWEEP;
-	struct smap_ent *se, *ent;
+	struct smap_ent *se;
 	size_t sc = 0;
 
-	while ((se = smap_next(&lb->svcs, &sc))) {
-		struct lb_svc *s = se->val;
-		for (struct lb_listener *l = s->ls; l; l = l->next) {
-			size_t cur = 0;
-			while ((ent = smap_next(&l->sessions, &cur))) {
-				struct lb_udp *u = ent->val;
-				if (now - u->last > lb->cfg.udp_timeout || u->ep->removed)
-					udp_close(u);
-			}
-		}
-		for (uint32_t i = 0; aff && i < s->nports; i++)
-			aff_sweep(s->ports[i], now);
-	}
+	while ((se = smap_next(&lb->svcs, &sc)))
+		sweep_svc(lb, se->val, now, aff);
 	if (aff)
 		lb->aff_swept = now;
 	free_dead(lb);
@@ -1836,7 +1841,10 @@ int lb_service_set(struct lb *lb, const char *key, const struct lb_service_spec 
 		}
 	}
 	plan_commit(lb, s, spec, ports, eps, addrs, naddrs, kept, fresh, keep);
-	sweep(lb); /* UDP sessions to endpoints that went away end now */
+	/* Its UDP sessions to endpoints that went away end now (this service
+	 * only: a sync of many services must not sweep them all each time). */
+	sweep_svc(lb, s, now_mono(), false);
+	free_dead(lb);
 	return 0;
 fail:
 	free(keep);
