@@ -126,6 +126,7 @@ struct lb_half {
 	int fd;
 	bool rd, wr; /* ready as far as we know: set by events, cleared by EAGAIN */
 	bool hup;    /* the peer's FIN (or an error) was seen: read to the end */
+	bool fin;    /* the peer's FIN alone (no error): a short read is its last */
 	bool eof;    /* read returned 0 */
 	bool shut;   /* our FIN is sent, or due (shut_due) */
 	bool shut_due;
@@ -697,7 +698,7 @@ static void conn_connected(struct lb_conn *c);
 static void conn_pump(struct lb_conn *c);
 static bool pending(const struct lb_flow *f);
 static int flow_in(struct lb_conn *c, struct lb_flow *f, struct lb_half *src);
-static int flow_out(struct lb_conn *c, struct lb_flow *f, struct lb_half *dst, bool up);
+static int flow_out(struct lb_conn *c, struct lb_flow *f, struct lb_half *dst, bool up, int more);
 
 /* The client's first bytes, read before connecting, go out at once: a
  * local endpoint has usually answered the SYN before connect() returns,
@@ -709,7 +710,7 @@ static int send_early(struct lb_conn *c)
 	size_t before = c->up.len - c->up.off;
 
 	c->srv.wr = true;
-	if (flow_out(c, &c->up, &c->srv, true))
+	if (flow_out(c, &c->up, &c->srv, true, 0))
 		return -1;
 	return !pending(&c->up) || c->up.len - c->up.off < before;
 }
@@ -884,9 +885,10 @@ static void account(struct lb_conn *c, bool up, size_t n)
 	}
 }
 
-/* Write what f holds to dst.  Returns 0 (all out, or dst is full) or
- * -errno (dst failed). */
-static int flow_out(struct lb_conn *c, struct lb_flow *f, struct lb_half *dst, bool up)
+/* Write what f holds to dst; more is MSG_MORE when our FIN follows at
+ * once (it then rides on the last bytes' packet).  Returns 0 (all out, or
+ * dst is full) or -errno (dst failed). */
+static int flow_out(struct lb_conn *c, struct lb_flow *f, struct lb_half *dst, bool up, int more)
 {
 	while (pending(f) && dst->wr) {
 		ssize_t n;
@@ -895,7 +897,7 @@ static int flow_out(struct lb_conn *c, struct lb_flow *f, struct lb_half *dst, b
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		else
 			n = send(dst->fd, f->buf + f->off, f->len - f->off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+				 MSG_NOSIGNAL | MSG_DONTWAIT | more);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -945,6 +947,8 @@ static int flow_in(struct lb_conn *c, struct lb_flow *f, struct lb_half *src)
 			f->len = (uint32_t)n;
 			if (n == LB_BUF)
 				f->want_splice = true;
+			else if (src->fin)
+				src->eof = true; /* emptied after the FIN: a read would say 0 */
 			else if (!src->hup)
 				src->rd = false; /* a short read emptied the socket */
 		}
@@ -1042,14 +1046,21 @@ static int flow_run(struct lb_conn *c, struct lb_flow *f, struct lb_half *src, s
 		    bool up)
 {
 	for (;;) {
-		if (flow_out(c, f, dst, up))
+		/* The source's last bytes with its EOF: our FIN goes with them. */
+		bool last = src->eof && !dst->shut && !dst->eof && f->buf && pending(f);
+
+		if (flow_out(c, f, dst, up, last ? MSG_MORE : 0))
 			return -2;
 		if (pending(f))
 			return 0; /* backpressure: read no more until dst takes this */
 		if (src->eof) {
-			/* Half-close, a moment later (see shut_later).  A peer that closed its own
-			 * side gets our FIN from close() once the other direction is done. */
-			if (!dst->shut && !dst->eof)
+			/* Half-close: with the last bytes when they came with the EOF (one
+			 * packet), else a moment later (see shut_later).  A peer that closed
+			 * its own side gets our FIN from close() once the other direction is
+			 * done. */
+			if (last)
+				shutdown(dst->fd, SHUT_WR);
+			else if (!dst->shut && !dst->eof)
 				shut_later(c, dst);
 			dst->shut = true;
 			return 0;
@@ -1098,6 +1109,8 @@ static void conn_event(struct lb_conn *c, int side, uint8_t gen, uint32_t events
 		h->rd = true;
 	if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		h->hup = true;
+	if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) == EPOLLRDHUP)
+		h->fin = true;
 	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		h->wr = true;
 	if (c->state == C_OPEN && (events & EPOLLERR) &&
