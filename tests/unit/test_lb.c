@@ -9,6 +9,7 @@
 #include <ev.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,12 +244,126 @@ static void test_relay(struct ev_loop *loop)
 	lb_free(lb);
 }
 
+/* An endpoint that answers and shuts down its side at once (its answer and
+ * FIN arrive together: the balancer sends its FIN with the answer) and
+ * still reads: the client gets the whole answer, then EOF and no reset,
+ * and what it sends afterwards still reaches the endpoint. */
+struct halfclose {
+	struct ev_loop *loop;
+	int srv_fd, peer, client;
+	ev_io srv_io, peer_io, cli_io;
+	char got[64], late[64];
+	size_t ngot, nlate;
+	int cli_end; /* the client's last read: 0 (EOF) or -errno */
+	bool peer_eof;
+};
+
+static void hc_on_peer(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct halfclose *h = w->data;
+	char buf[64];
+	ssize_t n = read(h->peer, buf, sizeof(buf));
+
+	(void)revents;
+	if (n > 0 && !memcmp(buf, "ask", 3) && (size_t)n == 3 && !h->ngot) {
+		CHECK(write(h->peer, "answer", 6) == 6);
+		shutdown(h->peer, SHUT_WR);
+		return;
+	}
+	if (n > 0) {
+		if (h->nlate + (size_t)n < sizeof(h->late))
+			memcpy(h->late + h->nlate, buf, (size_t)n), h->nlate += (size_t)n;
+		return;
+	}
+	h->peer_eof = n == 0;
+	ev_io_stop(loop, w);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void hc_on_srv(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct halfclose *h = w->data;
+
+	(void)revents;
+	h->peer = accept(h->srv_fd, NULL, NULL);
+	ev_io_stop(loop, w);
+	ev_io_set(&h->peer_io, h->peer, EV_READ);
+	ev_io_start(loop, &h->peer_io);
+}
+
+static void hc_on_cli(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct halfclose *h = w->data;
+	ssize_t n = read(h->client, h->got + h->ngot, sizeof(h->got) - 1 - h->ngot);
+
+	(void)revents;
+	if (n > 0) {
+		h->ngot += (size_t)n;
+		return;
+	}
+	h->cli_end = n == 0 ? 0 : -errno;
+	ev_io_stop(loop, w);
+	/* Our side is still open: it speaks after the endpoint's FIN. */
+	CHECK(write(h->client, "after", 5) == 5);
+	shutdown(h->client, SHUT_WR);
+}
+
+static void test_endpoint_closes_first(struct ev_loop *loop)
+{
+	struct svc_addr vip = {.family = AF_INET, .a = {10, 96, 0, 10}};
+	struct lb_target t = {.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}};
+	struct lb_port_spec ps = {.proto = IPPROTO_TCP, .port = 80, .targets = &t, .ntargets = 1};
+	struct lb_service_spec spec = {.addrs = &vip, .naddrs = 1, .ports = &ps, .nports = 1};
+	struct halfclose h = {.loop = loop, .peer = -1, .cli_end = 1};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct svc_err e = {0};
+	struct lb *lb = NULL;
+	ev_timer guard;
+	struct seen s;
+	int rc;
+
+	h.srv_fd = listener(&t.port);
+	CHECK(h.srv_fd >= 0);
+	CHECK(lb_new(loop, &cfg, &lb, &e) == 0);
+	CHECK(lb_service_set(lb, "default/first", &spec, &e) == 0);
+	s = walk(lb, "default/first", &rc);
+	a.sin_port = htons(port_of(s.listen[0]));
+	h.client = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(connect(h.client, (struct sockaddr *)&a, sizeof(a)) == 0);
+	CHECK(write(h.client, "ask", 3) == 3);
+	ev_io_init(&h.srv_io, hc_on_srv, h.srv_fd, EV_READ);
+	ev_io_init(&h.peer_io, hc_on_peer, 0, EV_READ);
+	ev_io_init(&h.cli_io, hc_on_cli, h.client, EV_READ);
+	h.srv_io.data = h.peer_io.data = h.cli_io.data = &h;
+	ev_io_start(loop, &h.srv_io);
+	ev_io_start(loop, &h.cli_io);
+	ev_timer_init(&guard, on_timeout, 5, 0);
+	ev_timer_start(loop, &guard);
+	ev_run(loop, 0);
+	ev_timer_stop(loop, &guard);
+	ev_io_stop(loop, &h.srv_io);
+	ev_io_stop(loop, &h.peer_io);
+	ev_io_stop(loop, &h.cli_io);
+	h.got[h.ngot] = 0;
+	h.late[h.nlate] = 0;
+	CHECK_STR(h.got, "answer");
+	CHECK(h.cli_end == 0); /* EOF, not a reset */
+	CHECK_STR(h.late, "after");
+	CHECK(h.peer_eof);
+	close(h.client);
+	if (h.peer >= 0)
+		close(h.peer);
+	close(h.srv_fd);
+	lb_free(lb);
+}
+
 int main(void)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 
 	test_all_or_nothing(loop);
 	test_relay(loop);
+	test_endpoint_closes_first(loop);
 	ev_loop_destroy(loop);
 	return UNIT_DONE("lb");
 }
