@@ -16,8 +16,9 @@
  * fill the buffer turns to splice() through a pipe from a pool.  A
  * direction reads only when what it read before is written
  * (backpressure), forwards EOF as shutdown(SHUT_WR) once its bytes are out
- * and 2 ms have passed (half-close; see shut_later), and a reset or write
- * error on one side resets the other (RST for RST).
+ * (half-close): with its last bytes when they came with the EOF, else 2 ms
+ * later (see shut_later), and a reset or write error on one side resets
+ * the other (RST for RST).
  *
  * Objects that events point at are freed a second after they are closed
  * (lb->dead), so a handler may close any connection.  Deadlines use
