@@ -61,7 +61,7 @@
 #define LB_FD_RESERVE 32
 
 enum obj_kind { K_CONN = 1, K_UDP };
-enum conn_state { C_CONNECTING, C_OPEN, C_DEAD };
+enum conn_state { C_CONNECTING, C_OPEN, C_DEAD, C_FIRST };
 enum side { CLI = 0, SRV = 1 };
 
 struct lb_ep {
@@ -151,8 +151,8 @@ struct lb_conn {
 	struct lb_conn *prev, *next;   /* every connection */
 	struct lb_conn *eprev, *enext; /* the endpoint's */
 	struct lb_conn *tprev, *tnext; /* connecting, oldest first */
-	struct lb_conn *sprev, *snext; /* with a FIN due at shut_at */
-	ev_tstamp shut_at;
+	struct lb_conn *wprev, *wnext; /* waiting until wait_at (see LB_WAIT) */
+	ev_tstamp wait_at;
 	struct lb_conn *dead_next;
 	ev_tstamp dead_at;
 	ev_tstamp deadline;
@@ -193,11 +193,12 @@ struct lb {
 	struct smap svcs; /* key -> struct lb_svc */
 	struct smap vips; /* address -> struct lb_vip */
 	struct lb_listener *tcp_ls;
-	struct lb_conn *conns, *tq_head, *tq_tail, *shut_head, *shut_tail;
-	ev_timer shut_timer;
+	struct lb_conn *conns, *tq_head, *tq_tail, *wait_head, *wait_tail;
+	ev_timer wait_timer;
 	struct lb_conn *dead, *dead_tail; /* closed, freed LB_QUARANTINE later */
 	struct lb_udp *dead_udp, *dead_udp_tail;
 	size_t nconns, nlisteners;
+	size_t nfirst; /* connections in C_FIRST */
 	size_t fds;    /* descriptors of connections, sessions and pipes */
 	size_t nofile; /* RLIMIT_NOFILE as last read, at nofile_at */
 	ev_tstamp nofile_at;
@@ -374,7 +375,8 @@ static void ep_unref(struct lb_ep *ep)
 }
 
 static void conn_close(struct lb_conn *c, bool reset);
-static void shut_unlink(struct lb_conn *c);
+static void wait_push(struct lb_conn *c);
+static void wait_unlink(struct lb_conn *c);
 
 static void on_drain(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -523,7 +525,9 @@ static size_t read_nofile(void)
  * svcd runs. */
 static bool fds_left(struct lb *lb)
 {
-	size_t need = lb->fds + lb->nlisteners + 6 + LB_FD_RESERVE;
+	/* A connection awaiting its client's first bytes opens its endpoint
+	 * socket later: count it now. */
+	size_t need = lb->fds + lb->nfirst + lb->nlisteners + 6 + LB_FD_RESERVE;
 	ev_tstamp now = now_mono();
 
 	if (need <= lb->nofile && now - lb->nofile_at < 1.0)
@@ -666,9 +670,11 @@ static void conn_close(struct lb_conn *c, bool reset)
 
 	if (c->state == C_DEAD)
 		return;
+	if (c->state == C_FIRST)
+		lb->nfirst--;
 	c->state = C_DEAD;
 	tq_remove(lb, c);
-	shut_unlink(c);
+	wait_unlink(c);
 	ep_detach(c);
 	if (c->cli.fd >= 0)
 		reset ? close_reset(c->cli.fd) : (void)close(c->cli.fd);
@@ -824,10 +830,18 @@ static void conn_start(struct lb *lb, struct lb_listener *l, int fd,
 		lb->conns->prev = c;
 	lb->conns = c;
 	lb->nconns++;
-	/* A client that speaks first has often spoken by now. */
+	/* A client that speaks first has often spoken by now; if not, its
+	 * first bytes are awaited (LB_WAIT at most): the endpoint then gets
+	 * them with the handshake's last ACK and reads them as it accepts. */
 	c->cli.rd = true;
 	if (flow_in(c, &c->up, &c->cli)) {
 		conn_close(c, true);
+		return;
+	}
+	if (!pending(&c->up) && !c->cli.eof) {
+		c->state = C_FIRST;
+		lb->nfirst++;
+		wait_push(c);
 		return;
 	}
 	conn_connect(c);
@@ -969,68 +983,94 @@ static int flow_in(struct lb_conn *c, struct lb_flow *f, struct lb_half *src)
 	return 0;
 }
 
-/* A FIN to pass on waits LB_FIN_DELAY: a client that closes once it has
- * its answer (an HTTP client after "Connection: close") closes first
- * meanwhile, so both sockets simply close and the TIME_WAIT stays with the
- * client, as with a direct connection, instead of landing on the node by
- * the thousand.  A client that waits for the FIN gets it that much later. */
-#define LB_FIN_DELAY 0.002
+/* Two waits, both LB_WAIT long, share one list (the same length keeps it
+ * in order) and one timer:
+ * - A FIN to pass on (shut_later): a client that closes once it has its
+ *   answer (an HTTP client after "Connection: close") closes first
+ *   meanwhile, so both sockets simply close and the TIME_WAIT stays with
+ *   the client, as with a direct connection, instead of landing on the
+ *   node by the thousand.  A client that waits for the FIN gets it that
+ *   much later.
+ * - A new client's first bytes (C_FIRST, see conn_start): the endpoint
+ *   connection opens with them in hand.  A client that speaks first
+ *   usually has within microseconds; a server-first protocol's greeting
+ *   comes that much later. */
+#define LB_WAIT 0.002
 
-static void shut_arm(struct lb *lb)
+static void wait_arm(struct lb *lb)
 {
 	ev_tstamp left;
 
-	if (!lb->shut_head || ev_is_active(&lb->shut_timer))
+	if (!lb->wait_head || ev_is_active(&lb->wait_timer))
 		return;
-	left = lb->shut_head->shut_at - now_mono();
-	ev_timer_set(&lb->shut_timer, left > 0 ? left : 0, 0);
-	ev_timer_start(lb->loop, &lb->shut_timer);
+	left = lb->wait_head->wait_at - now_mono();
+	ev_timer_set(&lb->wait_timer, left > 0 ? left : 0, 0);
+	ev_timer_start(lb->loop, &lb->wait_timer);
+}
+
+static void wait_push(struct lb_conn *c)
+{
+	struct lb *lb = c->lb;
+
+	if (c->wprev || lb->wait_head == c)
+		return;
+	c->wait_at = now_mono() + LB_WAIT;
+	c->wnext = NULL; /* due times only grow: the list stays in order */
+	c->wprev = lb->wait_tail;
+	if (lb->wait_tail)
+		lb->wait_tail->wnext = c;
+	else
+		lb->wait_head = c;
+	lb->wait_tail = c;
+	wait_arm(lb);
+}
+
+static void wait_unlink(struct lb_conn *c)
+{
+	struct lb *lb = c->lb;
+
+	if (!c->wprev && lb->wait_head != c)
+		return;
+	if (c->wprev)
+		c->wprev->wnext = c->wnext;
+	else
+		lb->wait_head = c->wnext;
+	if (c->wnext)
+		c->wnext->wprev = c->wprev;
+	else
+		lb->wait_tail = c->wprev;
+	c->wprev = c->wnext = NULL;
+}
+
+/* c stops waiting for its client's first bytes and is about to connect. */
+static void first_done(struct lb_conn *c)
+{
+	wait_unlink(c);
+	c->lb->nfirst--;
+	c->state = C_CONNECTING;
 }
 
 static void shut_later(struct lb_conn *c, struct lb_half *h)
 {
-	struct lb *lb = c->lb;
-
 	h->shut_due = true;
-	if (c->sprev || lb->shut_head == c)
-		return;
-	c->shut_at = now_mono() + LB_FIN_DELAY;
-	c->snext = NULL; /* due times only grow: the list stays in order */
-	c->sprev = lb->shut_tail;
-	if (lb->shut_tail)
-		lb->shut_tail->snext = c;
-	else
-		lb->shut_head = c;
-	lb->shut_tail = c;
-	shut_arm(lb);
+	wait_push(c);
 }
 
-static void shut_unlink(struct lb_conn *c)
-{
-	struct lb *lb = c->lb;
-
-	if (!c->sprev && lb->shut_head != c)
-		return;
-	if (c->sprev)
-		c->sprev->snext = c->snext;
-	else
-		lb->shut_head = c->snext;
-	if (c->snext)
-		c->snext->sprev = c->sprev;
-	else
-		lb->shut_tail = c->sprev;
-	c->sprev = c->snext = NULL;
-}
-
-static void on_shut_timer(struct ev_loop *loop, ev_timer *w, int revents)
+static void on_wait_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct lb *lb = w->data;
 	ev_tstamp now = now_mono();
 
+	(void)loop;
 	(void)revents;
-	while (lb->shut_head && lb->shut_head->shut_at <= now + 0.0005) {
-		struct lb_conn *c = lb->shut_head;
-		shut_unlink(c);
+	while (lb->wait_head && lb->wait_head->wait_at <= now + 0.0005) {
+		struct lb_conn *c = lb->wait_head;
+		wait_unlink(c);
+		if (c->state == C_FIRST) { /* the client is silent: connect without its bytes */
+			first_done(c);
+			conn_connect(c);
+			continue;
+		}
 		for (int i = 0; i < 2; i++) {
 			struct lb_half *h = i ? &c->srv : &c->cli;
 			if (h->shut_due && !h->eof)
@@ -1038,7 +1078,7 @@ static void on_shut_timer(struct ev_loop *loop, ev_timer *w, int revents)
 			h->shut_due = false;
 		}
 	}
-	shut_arm(lb);
+	wait_arm(lb);
 }
 
 /* Move what can move from src to dst.  Returns 0, or -1 when src failed
@@ -1119,6 +1159,18 @@ static void conn_event(struct lb_conn *c, int side, uint8_t gen, uint32_t events
 		/* A reset, maybe on a side we no longer read (it sent its FIN
 		 * earlier): reset the other side too. */
 		conn_close(c, true);
+		return;
+	}
+	if (c->state == C_FIRST) {
+		if (side != CLI || flow_in(c, &c->up, &c->cli) < 0) {
+			if (side == CLI)
+				conn_close(c, true);
+			return;
+		}
+		if (!pending(&c->up) && !c->cli.eof)
+			return;
+		first_done(c);
+		conn_connect(c);
 		return;
 	}
 	if (c->state == C_CONNECTING) {
@@ -1948,8 +2000,8 @@ int lb_new(struct ev_loop *loop, const struct lb_config *cfg, struct lb **out, s
 	ev_io_start(loop, &lb->epio);
 	ev_init(&lb->connect_timer, on_connect_timeout);
 	lb->connect_timer.data = lb;
-	ev_init(&lb->shut_timer, on_shut_timer);
-	lb->shut_timer.data = lb;
+	ev_init(&lb->wait_timer, on_wait_timer);
+	lb->wait_timer.data = lb;
 	ev_init(&lb->resume_timer, on_resume);
 	lb->resume_timer.data = lb;
 	{
@@ -1987,7 +2039,7 @@ void lb_free(struct lb *lb)
 		ev_timer_stop(lb->loop, &lb->connect_timer);
 		ev_timer_stop(lb->loop, &lb->resume_timer);
 		ev_timer_stop(lb->loop, &lb->sweep_timer);
-		ev_timer_stop(lb->loop, &lb->shut_timer);
+		ev_timer_stop(lb->loop, &lb->wait_timer);
 	}
 	smap_free(&lb->vips);
 	for (size_t i = 0; lb->bufs && i < lb->nbufs; i++)
