@@ -357,6 +357,106 @@ static void test_endpoint_closes_first(struct ev_loop *loop)
 	lb_free(lb);
 }
 
+/* A server-first protocol: the client says nothing until the endpoint's
+ * greeting arrives.  The balancer awaits the client's first bytes a moment,
+ * then connects without them: the greeting reaches the client, and its
+ * answer the endpoint. */
+struct greet {
+	int srv_fd, peer, client;
+	ev_io srv_io, peer_io, cli_io;
+	char got[64], heard[64];
+	size_t ngot, nheard;
+};
+
+static void gr_on_srv(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct greet *g = w->data;
+
+	(void)revents;
+	g->peer = accept(g->srv_fd, NULL, NULL);
+	ev_io_stop(loop, w);
+	CHECK(write(g->peer, "220 hello\n", 10) == 10);
+	ev_io_set(&g->peer_io, g->peer, EV_READ);
+	ev_io_start(loop, &g->peer_io);
+}
+
+static void gr_on_peer(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct greet *g = w->data;
+	ssize_t n = read(g->peer, g->heard + g->nheard, sizeof(g->heard) - 1 - g->nheard);
+
+	(void)revents;
+	if (n > 0) {
+		g->nheard += (size_t)n;
+		return;
+	}
+	ev_io_stop(loop, w); /* the client's FIN after its answer */
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void gr_on_cli(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct greet *g = w->data;
+	ssize_t n = read(g->client, g->got + g->ngot, sizeof(g->got) - 1 - g->ngot);
+
+	(void)revents;
+	if (n <= 0) {
+		ev_io_stop(loop, w);
+		return;
+	}
+	g->ngot += (size_t)n;
+	if (g->ngot == 10) { /* the whole greeting: answer it and end */
+		CHECK(write(g->client, "QUIT\n", 5) == 5);
+		shutdown(g->client, SHUT_WR);
+	}
+}
+
+static void test_server_speaks_first(struct ev_loop *loop)
+{
+	struct svc_addr vip = {.family = AF_INET, .a = {10, 96, 0, 11}};
+	struct lb_target t = {.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}};
+	struct lb_port_spec ps = {.proto = IPPROTO_TCP, .port = 25, .targets = &t, .ntargets = 1};
+	struct lb_service_spec spec = {.addrs = &vip, .naddrs = 1, .ports = &ps, .nports = 1};
+	struct greet g = {.peer = -1};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct svc_err e = {0};
+	struct lb *lb = NULL;
+	ev_timer guard;
+	struct seen s;
+	int rc;
+
+	g.srv_fd = listener(&t.port);
+	CHECK(g.srv_fd >= 0);
+	CHECK(lb_new(loop, &cfg, &lb, &e) == 0);
+	CHECK(lb_service_set(lb, "default/smtp", &spec, &e) == 0);
+	s = walk(lb, "default/smtp", &rc);
+	a.sin_port = htons(port_of(s.listen[0]));
+	g.client = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(connect(g.client, (struct sockaddr *)&a, sizeof(a)) == 0);
+	ev_io_init(&g.srv_io, gr_on_srv, g.srv_fd, EV_READ);
+	ev_io_init(&g.peer_io, gr_on_peer, 0, EV_READ);
+	ev_io_init(&g.cli_io, gr_on_cli, g.client, EV_READ);
+	g.srv_io.data = g.peer_io.data = g.cli_io.data = &g;
+	ev_io_start(loop, &g.srv_io);
+	ev_io_start(loop, &g.cli_io);
+	ev_timer_init(&guard, on_timeout, 5, 0);
+	ev_timer_start(loop, &guard);
+	ev_run(loop, 0);
+	ev_timer_stop(loop, &guard);
+	ev_io_stop(loop, &g.srv_io);
+	ev_io_stop(loop, &g.peer_io);
+	ev_io_stop(loop, &g.cli_io);
+	g.got[g.ngot] = 0;
+	g.heard[g.nheard] = 0;
+	CHECK_STR(g.got, "220 hello\n");
+	CHECK_STR(g.heard, "QUIT\n");
+	close(g.client);
+	if (g.peer >= 0)
+		close(g.peer);
+	close(g.srv_fd);
+	lb_free(lb);
+}
+
 int main(void)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -364,6 +464,7 @@ int main(void)
 	test_all_or_nothing(loop);
 	test_relay(loop);
 	test_endpoint_closes_first(loop);
+	test_server_speaks_first(loop);
 	ev_loop_destroy(loop);
 	return UNIT_DONE("lb");
 }
