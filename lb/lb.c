@@ -830,21 +830,13 @@ static void conn_start(struct lb *lb, struct lb_listener *l, int fd,
 		lb->conns->prev = c;
 	lb->conns = c;
 	lb->nconns++;
-	/* A client that speaks first has often spoken by now; if not, its
-	 * first bytes are awaited (LB_WAIT at most): the endpoint then gets
-	 * them with the handshake's last ACK and reads them as it accepts. */
-	c->cli.rd = true;
-	if (flow_in(c, &c->up, &c->cli)) {
-		conn_close(c, true);
-		return;
-	}
-	if (!pending(&c->up) && !c->cli.eof) {
-		c->state = C_FIRST;
-		lb->nfirst++;
-		wait_push(c);
-		return;
-	}
-	conn_connect(c);
+	/* The client's first bytes are awaited (LB_WAIT at most): the endpoint
+	 * then gets them with the handshake's last ACK and reads them as it
+	 * accepts.  No read here: they seldom follow the handshake's ACK that
+	 * fast, and bytes already in are reported by the epoll_ctl above. */
+	c->state = C_FIRST;
+	lb->nfirst++;
+	wait_push(c);
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
