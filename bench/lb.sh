@@ -6,9 +6,10 @@
 # worker_processes 1, round robin), in the same run, each balancing over the
 # same 3 nginx HTTP backends.
 #
-#   client ns                  node ns (the balancer, alone, on CPU 1)
-#   eth0 192.168.77.2 --veth-- lbc0 192.168.77.1   HAProxy, nginx: :80, :5201
-#   default via .77.1          lo 10.96.0.50/32, 10.96.0.51/32 (svcd adds them)
+#   client ns                  node ns (the balancers, on CPU 1)
+#   eth0 192.168.77.2 --veth-- lbc0 192.168.77.1   HAProxy :80, :5201
+#   default via .77.1               192.168.77.3   nginx :80, :5201
+#                              lo 10.96.0.50/32, 10.96.0.51/32 (svcd adds them)
 #   wrk, iperf3 -c, curl       lbbr0 bridge 10.244.0.1/24, ip_forward=1
 #   (CPU 0)                      |-- veth -- b1 ns: eth0 10.244.0.11, nginx :80,
 #                                |                  iperf3 -s :5201
@@ -18,7 +19,7 @@
 # The backends: one nginx each (worker_processes 1, access_log off,
 # keepalive_requests 1000000, `return 200 "bN\n"`), unpinned.  Two services:
 # web (port 80 over b1, b2, b3) and perf (port 5201 to b1's iperf3 alone).
-# HAProxy and nginx listen on the node's 192.168.77.1; svcd runs
+# HAProxy and nginx listen on the node's 192.168.77.1 and .3; svcd runs
 # `--mode userspace` and gets a selector-less Service and an Endpoints object
 # for each (ClusterIPs 10.96.0.50 and 10.96.0.51, through svcctl apply); it
 # puts the ClusterIPs on the node's lo and listens on them itself.  Every
@@ -27,27 +28,29 @@
 # the limits (HAProxy's timeouts and maxconn, nginx's worker_connections):
 # no splice, 16 kB buffers for both peers.
 #
-# Each balancer, in turn, alone in the node namespace, pinned with taskset to
-# CPU 1 (all its threads); wrk and iperf3 -c in the client namespace pinned to
-# CPU 0; the backends unpinned.  Per balancer:
+# The balancers run side by side in the node namespace, each on its own
+# addresses, all pinned with taskset to CPU 1 (all their threads; one is
+# loaded at a time, the others idle); wrk and iperf3 -c in the client
+# namespace pinned to CPU 0; the backends unpinned.  Three tests:
 #   1. new connections/s: wrk -t1 -c CONNS -d SECONDS -H 'Connection: close'
 #      (one request a connection: requests/s = connections/s)
 #   2. keep-alive requests/s: the same without the header
 #   3. throughput: iperf3 -c -t IPERF_SECONDS -O 1 through the perf service
 #      (one stream, client to b1), Gbit/s received
 # and the same straight to b1 (no balancer, through the node's routing: the
-# pod-direct ceiling, printed for reference).  In its first block, 30 new
-# connections through each balancer show how it spreads them (curl; wrk
+# pod-direct ceiling, printed for reference).  Before the first round, 30
+# new connections through each balancer show how it spreads them (curl; wrk
 # does not count connections that hang, a backend left out shows here).  wrk's
 # socket errors and non-2xx answers are counted: above 1% of the requests, a
 # figure is not valid (for svcd, that target fails).  The client and node
 # namespaces reuse TIME_WAIT ports (tcp_tw_reuse=1, ports 10000-65000):
 # connection churn at these rates would run out of ports otherwise.
 #
-# The balancers take turns, one block (all three figures) each per round, the
+# Each round takes each test through every balancer back to back, the
 # order rotating, over ROUNDS rounds: this 2-CPU machine's rates move from
-# minute to minute, so the targets use the median over the rounds of each
-# round's svcd/HAProxy.  The CPU column is the balancer's own CPU time
+# minute to minute, so a figure is compared only with the same test's in
+# the same round, seconds apart, and the targets use the median over the
+# rounds of each round's svcd/HAProxy.  The CPU column is the balancer's own CPU time
 # (utime + stime of all its processes and threads) over the test's wall time:
 # 100% means its one CPU was the limit.  Targets:
 #   svcd >= 1.2x HAProxy new connections/s
@@ -62,10 +65,10 @@
 # removes the namespaces and the temp dir, also on failure or interruption.
 #
 # usage: bench/lb.sh [BUILD_DIR]        (default build; needs root)
-# Takes about 5 minutes (ROUNDS x (balancers + direct) x (2 SECONDS +
+# Takes about 8 minutes (ROUNDS x (balancers + direct) x (2 SECONDS +
 # IPERF_SECONDS + 1)), the installs aside.
 # Environment:
-#   LB_BENCH_ROUNDS         rounds (3)
+#   LB_BENCH_ROUNDS         rounds (5)
 #   LB_BENCH_SECONDS        wrk -d, each of the two wrk figures (8)
 #   LB_BENCH_CONNS          wrk -c (50)
 #   LB_BENCH_IPERF_SECONDS  iperf3 -t, after a 1 s -O warm-up (5)
@@ -81,7 +84,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 BUILD=${1:-build}
-ROUNDS=${LB_BENCH_ROUNDS:-3}
+ROUNDS=${LB_BENCH_ROUNDS:-5}
 SECS=${LB_BENCH_SECONDS:-8}
 CONNS=${LB_BENCH_CONNS:-50}
 ISECS=${LB_BENCH_IPERF_SECONDS:-5}
@@ -92,7 +95,8 @@ LOAD_CPU=0
 MAX_ERR_PCT=1 # wrk errors above this share of the requests: the figure is not valid
 
 # addresses
-NODE_IP=192.168.77.1   # the node on the client's link: HAProxy and nginx listen here
+NODE_IP=192.168.77.1   # the node on the client's link: HAProxy listens here
+NGINX_IP=192.168.77.3  # and nginx here
 CLIENT_IP=192.168.77.2
 GW_IP=10.244.0.1       # the node on the backends' bridge
 B_IPS=(10.244.0.11 10.244.0.12 10.244.0.13)
@@ -189,25 +193,26 @@ get() {
 	ip netns exec "$CLIENT" curl -s --noproxy '*' --max-time 1 -H 'Connection: close' "http://$1:$WEB_PORT/" 2>/dev/null
 }
 
-# listening NS PORT: something in NS listens on TCP PORT.
+# listening NS WHERE: something in NS listens on TCP WHERE (ADDR:PORT, or
+# :PORT for any address).
 listening() {
-	ip netns exec "$1" ss -Hltn 2>/dev/null | awk -v p=":$2" '{ if (substr($4, length($4) - length(p) + 1) == p) f = 1 } END { exit !f }'
+	ip netns exec "$1" ss -Hltn 2>/dev/null | awk -v p="$2" '{ if (substr($4, length($4) - length(p) + 1) == p) f = 1 } END { exit !f }'
 }
 
-# ready NAME PID LOG WEB: poll until an HTTP request to WEB from the client
-# gets a backend's answer and something in the node listens on the perf
-# port, 20 s at most.
+# ready NAME PID LOG WEB PERF: poll until an HTTP request to WEB from the
+# client gets a backend's answer and something in the node listens on
+# PERF's perf port, 20 s at most.
 ready() {
-	local name=$1 pid=$2 log=$3 web=$4 i
+	local name=$1 pid=$2 log=$3 web=$4 perf=$5 i
 	for ((i = 0; i < 200; i++)); do
 		alive "$pid" || { tail -n 20 "$log" >&2; die "$name exited at start"; }
-		if [[ $(get "$web") == b[123] ]] && listening "$NODE" "$PERF_PORT"; then
+		if [[ $(get "$web") == b[123] ]] && listening "$NODE" "$perf:$PERF_PORT"; then
 			return 0
 		fi
 		sleep 0.1
 	done
 	tail -n 20 "$log" >&2
-	die "$name did not answer on $web:$WEB_PORT (or listen on :$PERF_PORT) within 20 s"
+	die "$name did not answer on $web:$WEB_PORT (or listen on $perf:$PERF_PORT) within 20 s"
 }
 
 now_us() { echo "${EPOCHREALTIME//[!0-9]/}"; }
@@ -240,6 +245,7 @@ for i in 1 2 3; do
 done
 ip -n "$NODE" link add lbc0 type veth peer name eth0 netns "$CLIENT"
 ip -n "$NODE" addr add "$NODE_IP/24" dev lbc0
+ip -n "$NODE" addr add "$NGINX_IP/24" dev lbc0
 ip -n "$NODE" link set lbc0 up
 ip -n "$CLIENT" addr add "$CLIENT_IP/24" dev eth0
 ip -n "$CLIENT" link set eth0 up
@@ -284,7 +290,7 @@ done
 bg "${BNS[0]}" "$T/b1/iperf3.log" iperf3 -s -p "$PERF_PORT"
 for i in 1 2 3; do
 	for ((j = 0; j < 200; j++)); do
-		listening "${BNS[i - 1]}" "$WEB_PORT" && { [ "$i" != 1 ] || listening "${BNS[0]}" "$PERF_PORT"; } && break
+		listening "${BNS[i - 1]}" ":$WEB_PORT" && { [ "$i" != 1 ] || listening "${BNS[0]}" ":$PERF_PORT"; } && break
 		sleep 0.1
 	done
 	[[ $(get "${B_IPS[i - 1]}") == "b$i" ]] || { cat "$T/b$i/error.log" "$T/b$i/log" >&2 || true; die "backend b$i does not answer"; }
@@ -347,11 +353,11 @@ haproxy -c -q -f "$T/haproxy/haproxy.cfg" || die "haproxy rejects $T/haproxy/hap
 		        server ${B_IPS[0]}:$PERF_PORT;
 		    }
 		    server {
-		        listen $NODE_IP:$WEB_PORT backlog=4096;
+		        listen $NGINX_IP:$WEB_PORT backlog=4096;
 		        proxy_pass web;
 		    }
 		    server {
-		        listen $NODE_IP:$PERF_PORT;
+		        listen $NGINX_IP:$PERF_PORT;
 		        proxy_pass perf;
 		    }
 		}
@@ -392,27 +398,33 @@ svcd_start() {
 }
 
 # start NAME: NAME in the node namespace, pinned to CPU 1 (all its threads),
-# answering; LB_PID, LB_LOG, and its addresses in WEB and PERF.
+# answering; its pid, log and addresses in LB_PID, LB_LOG, LB_WEB and
+# LB_PERF [NAME].  direct: b1 itself, nothing started.
+declare -A LB_PID LB_LOG LB_WEB LB_PERF
 start() {
-	local d=$T/$1
+	local d=$T/$1 web perf log
 	case $1 in
+	direct)
+		LB_PID[direct]='' LB_WEB[direct]=${B_IPS[0]} LB_PERF[direct]=${B_IPS[0]}
+		return 0
+		;;
 	haproxy)
 		bg "$NODE" "$d/log" taskset -c "$LB_CPU" haproxy -db -f "$d/haproxy.cfg"
-		WEB=$NODE_IP PERF=$NODE_IP LB_LOG=$d/log
+		web=$NODE_IP perf=$NODE_IP log=$d/log
 		;;
 	nginx)
 		bg "$NODE" "$d/log" taskset -c "$LB_CPU" nginx -e "$d/error.log" -p "$d" -c "$d/nginx.conf"
-		WEB=$NODE_IP PERF=$NODE_IP LB_LOG=$d/error.log
+		web=$NGINX_IP perf=$NGINX_IP log=$d/error.log
 		;;
 	svcd)
 		svcd_start "$d"
 		"$CTL" --socket "$d/sock" apply -f "$d/services.yaml" >>"$d/apply.log" 2>&1 ||
 			{ cat "$d/apply.log" >&2; die "svcctl apply failed"; }
-		WEB=$WEB_VIP PERF=$PERF_VIP LB_LOG=$d/svcd.log
+		web=$WEB_VIP perf=$PERF_VIP log=$d/svcd.log
 		;;
 	esac
-	LB_PID=$BG_PID
-	ready "$1" "$LB_PID" "$LB_LOG" "$WEB"
+	LB_PID[$1]=$BG_PID LB_LOG[$1]=$log LB_WEB[$1]=$web LB_PERF[$1]=$perf
+	ready "$1" "$BG_PID" "$log" "$web" "$perf"
 	repin "$NODE" "$LB_CPU"
 }
 
@@ -468,23 +480,15 @@ field() {
 	esac
 }
 
-# block NAME ROUND: NAME alone in the node namespace: start, spread (first
-# round), the three tests, stop.  direct: straight to b1, nothing started.
-block() {
-	local name=$1 r=$2 pid='' out=$RES/$1.$2
-	if [ "$name" = direct ]; then
-		WEB=${B_IPS[0]} PERF=${B_IPS[0]}
-	else
-		start "$name"
-		pid=$LB_PID
-		[ "$r" != 1 ] || SPREAD[$name]=$(spread "$WEB")
-	fi
-	measure cps "$out.cps" "$WEB" "$pid"
-	measure ka "$out.ka" "$WEB" "$pid"
-	measure thr "$out.thr" "$PERF" "$pid"
-	if [ -n "$pid" ]; then
-		alive "$pid" || { tail -n 20 "$LB_LOG" >&2; die "$name exited during the run"; }
-		stop "$pid"
+# test NAME TEST ROUND: one test through NAME (started), its output in
+# RES/NAME.ROUND.TEST.
+test_one() {
+	local name=$1 t=$2 addr=${LB_WEB[$1]}
+	[ "$t" != thr ] || addr=${LB_PERF[$1]}
+	measure "$t" "$RES/$name.$3.$t" "$addr" "${LB_PID[$name]}"
+	if [ -n "${LB_PID[$name]}" ] && ! alive "${LB_PID[$name]}"; then
+		tail -n 20 "${LB_LOG[$name]}" >&2
+		die "$name exited during the run"
 	fi
 }
 
@@ -502,13 +506,14 @@ per_round() {
 # what TEST: the figure a test gives.
 what() { if [ "$1" = thr ]; then echo gbps; else echo rate; fi; }
 
-# round_ratio TEST A B: the median over the rounds of A's figure / B's.
+# round_ratio TEST A B [FMT]: the median over the rounds of A's figure /
+# B's (printed with FMT, %.2f).
 round_ratio() {
 	local r w
 	w=$(what "$1")
 	for ((r = 1; r <= ROUNDS; r++)); do
-		awk -v a="$(field "$RES/$2.$r.$1" "$w")" -v b="$(field "$RES/$3.$r.$1" "$w")" 'BEGIN { printf "%.3f\n", b ? a / b : 0 }'
-	done | median %.2f
+		awk -v a="$(field "$RES/$2.$r.$1" "$w")" -v b="$(field "$RES/$3.$r.$1" "$w")" 'BEGIN { printf "%.4f\n", b ? a / b : 0 }'
+	done | median "${4:-%.2f}"
 }
 
 # cpu_ratio TEST A B: the median over the rounds of A's figure per second of
@@ -547,18 +552,26 @@ err_pct() {
 
 echo "svcd userspace balancer benchmark ($(nproc) CPUs, kernel $(uname -r), run $RUN)"
 echo "  3 nginx backends ($(nginx -v 2>&1 | sed 's/.*nginx\///'), worker_processes 1); web: port $WEB_PORT over b1-b3, perf: port $PERF_PORT to b1's iperf3"
-echo "  each balancer alone on CPU $LB_CPU, one worker: $(haproxy -v | awk 'NR == 1 { print "HAProxy " $3 }') (mode tcp, roundrobin, nbthread 1), nginx stream (worker_processes 1), svcd --mode userspace"
+echo "  the balancers side by side on CPU $LB_CPU (one loaded at a time), one worker each: $(haproxy -v | awk 'NR == 1 { print "HAProxy " $3 }') (mode tcp, roundrobin, nbthread 1), nginx stream (worker_processes 1), svcd --mode userspace"
 echo "  on CPU $LOAD_CPU: $(wrk -v 2>&1 | awk 'NR == 1 { print $1, $2 }') -t1 -c $CONNS -d ${SECS}s (new connections: + 'Connection: close'; keep-alive), iperf3 $(iperf3 -v | awk 'NR == 1 { print $2 }') -t $ISECS -O 1"
-echo "  $ROUNDS rounds, the order rotating; figures are medians over the rounds, ratios the medians of each round's ratios"
+echo "  $ROUNDS rounds, each test through every balancer back to back, the order rotating; figures are medians over the rounds, ratios the medians of each round's ratios"
 echo "  load average now: $(cut -d' ' -f1-3 /proc/loadavg); this machine's rates move from minute to minute: compare the ratios."
+for s in "${RUNNING[@]}"; do
+	start "$s"
+	[ "$s" = direct ] || SPREAD[$s]=$(spread "${LB_WEB[$s]}")
+done
 for ((r = 1; r <= ROUNDS; r++)); do
 	order=()
 	for ((i = 0; i < ${#RUNNING[@]}; i++)); do
 		order+=("${RUNNING[(i + r - 1) % ${#RUNNING[@]}]}")
 	done
+	for t in cps ka thr; do
+		for s in "${order[@]}"; do
+			test_one "$s" "$t" "$r"
+		done
+	done
 	line="  round $r:"
 	for s in "${order[@]}"; do
-		block "$s" "$r"
 		line+=" $s $(field "$RES/$s.$r.cps" rate)/$(field "$RES/$s.$r.ka" rate)/$(field "$RES/$s.$r.thr" gbps)"
 	done
 	echo "$line   (conn/s / req/s / Gbit/s)"
@@ -628,8 +641,8 @@ if [ -n "${FIG[svcd.cps]:-}" ]; then
 			verdict 1 "$text >= ${TARGET[$t]}x HAProxy: HAProxy not run (LB_BENCH_BALANCERS)"
 			continue
 		fi
-		rr=$(round_ratio "$t" svcd haproxy)
-		text+=" = ${rr}x HAProxy's ${FIG[haproxy.$t]} >= ${TARGET[$t]}x"
+		rr=$(round_ratio "$t" svcd haproxy %.4f) # the target is judged unrounded
+		text+=" = $(round_ratio "$t" svcd haproxy)x HAProxy's ${FIG[haproxy.$t]} >= ${TARGET[$t]}x"
 		if [ "$t" != thr ] && ! ge "$MAX_ERR_PCT" "${ERR[svcd.$t]}"; then
 			verdict 1 "$text: not valid, wrk errors ${ERR[svcd.$t]}% of requests"
 		elif [ "$t" != thr ] && ! ge "$MAX_ERR_PCT" "${ERR[haproxy.$t]}"; then
