@@ -139,29 +139,103 @@ static void test_all_or_nothing(struct ev_loop *loop)
 	close(busy_fd);
 }
 
-/* One connection through the balancer to a local server, and its counters. */
-struct relay {
-	struct ev_loop *loop;
+/* One connection through the balancer: a service over one endpoint
+ * listening on 127.0.0.1 (srv_fd) and a client connected to the service;
+ * the endpoint's side of the connection (peer) and the client are watched
+ * with a test's callbacks, whose state begins with the rig. */
+struct rig {
+	struct lb *lb;
 	int srv_fd, peer, client;
-	char got[16];
-	size_t ngot;
 	ev_io srv_io, peer_io, cli_io;
+	void (*accepted)(struct rig *r); /* the endpoint has its connection */
 };
 
-static void on_srv(struct ev_loop *loop, ev_io *w, int revents)
+static void rig_on_srv(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct relay *r = w->data;
+	struct rig *r = w->data;
 
 	(void)revents;
 	r->peer = accept(r->srv_fd, NULL, NULL);
 	ev_io_stop(loop, w);
+	if (r->accepted)
+		r->accepted(r);
 	ev_io_set(&r->peer_io, r->peer, EV_READ);
 	ev_io_start(loop, &r->peer_io);
 }
 
+static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)w;
+	(void)revents;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+/* Set up service KEY (ClusterIP 10.96.0.VIP, port PORT) over a fresh
+ * endpoint, and connect the client to it. */
+static void rig_open(struct ev_loop *loop, struct rig *r, const char *key, uint8_t vip_last,
+		     uint16_t port, void (*on_peer)(struct ev_loop *, ev_io *, int),
+		     void (*on_cli)(struct ev_loop *, ev_io *, int))
+{
+	struct svc_addr vip = {.family = AF_INET, .a = {10, 96, 0, vip_last}};
+	struct lb_target t = {.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}};
+	struct lb_port_spec ps = {.proto = IPPROTO_TCP, .port = port, .targets = &t, .ntargets = 1};
+	struct lb_service_spec spec = {.addrs = &vip, .naddrs = 1, .ports = &ps, .nports = 1};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct svc_err e = {0};
+	struct seen s;
+	int rc;
+
+	r->peer = -1;
+	r->srv_fd = listener(&t.port);
+	CHECK(r->srv_fd >= 0);
+	CHECK(lb_new(loop, &cfg, &r->lb, &e) == 0);
+	CHECK(lb_service_set(r->lb, key, &spec, &e) == 0);
+	s = walk(r->lb, key, &rc);
+	a.sin_port = htons(port_of(s.listen[0]));
+	r->client = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(connect(r->client, (struct sockaddr *)&a, sizeof(a)) == 0);
+	ev_io_init(&r->srv_io, rig_on_srv, r->srv_fd, EV_READ);
+	ev_io_init(&r->peer_io, on_peer, 0, EV_READ);
+	ev_io_init(&r->cli_io, on_cli, r->client, EV_READ);
+	r->srv_io.data = r->peer_io.data = r->cli_io.data = r;
+}
+
+/* Run until a callback breaks the loop, 5 s at most. */
+static void rig_run(struct ev_loop *loop, struct rig *r)
+{
+	ev_timer guard;
+
+	ev_io_start(loop, &r->srv_io);
+	ev_io_start(loop, &r->cli_io);
+	ev_timer_init(&guard, on_timeout, 5, 0);
+	ev_timer_start(loop, &guard);
+	ev_run(loop, 0);
+	ev_timer_stop(loop, &guard);
+	ev_io_stop(loop, &r->srv_io);
+	ev_io_stop(loop, &r->peer_io);
+	ev_io_stop(loop, &r->cli_io);
+}
+
+static void rig_close(struct rig *r)
+{
+	close(r->client);
+	if (r->peer >= 0)
+		close(r->peer);
+	close(r->srv_fd);
+	lb_free(r->lb);
+}
+
+/* An echo endpoint and a client that sends and half-closes: the round trip
+ * and its counters. */
+struct relay {
+	struct rig rig;
+	char got[16];
+	size_t ngot;
+};
+
 static void on_peer(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct relay *r = w->data;
+	struct rig *r = w->data;
 	char buf[64];
 	ssize_t n = read(r->peer, buf, sizeof(buf));
 
@@ -172,12 +246,13 @@ static void on_peer(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	ev_io_stop(loop, w); /* EOF: the client's half-close arrived */
 	close(r->peer);
+	r->peer = -1;
 }
 
 static void on_cli(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct relay *r = w->data;
-	ssize_t n = read(r->client, r->got + r->ngot, sizeof(r->got) - 1 - r->ngot);
+	ssize_t n = read(r->rig.client, r->got + r->ngot, sizeof(r->got) - 1 - r->ngot);
 
 	(void)revents;
 	if (n > 0) {
@@ -188,60 +263,22 @@ static void on_cli(struct ev_loop *loop, ev_io *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
-static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)w;
-	(void)revents;
-	ev_break(loop, EVBREAK_ALL);
-}
-
 static void test_relay(struct ev_loop *loop)
 {
-	struct svc_addr vip = {.family = AF_INET, .a = {10, 96, 0, 9}};
-	struct lb_target t = {.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}};
-	struct lb_port_spec ps = {.proto = IPPROTO_TCP, .port = 80, .targets = &t, .ntargets = 1};
-	struct lb_service_spec spec = {.addrs = &vip, .naddrs = 1, .ports = &ps, .nports = 1};
-	struct relay r = {.loop = loop, .peer = -1};
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	struct svc_err e = {0};
+	struct relay r = {0};
 	struct lb_counters tot;
-	struct lb *lb = NULL;
-	ev_timer guard;
-	struct seen s;
-	int rc;
 
-	r.srv_fd = listener(&t.port);
-	CHECK(r.srv_fd >= 0);
-	CHECK(lb_new(loop, &cfg, &lb, &e) == 0);
-	CHECK(lb_service_set(lb, "default/echo", &spec, &e) == 0);
-	s = walk(lb, "default/echo", &rc);
-	a.sin_port = htons(port_of(s.listen[0]));
-	r.client = socket(AF_INET, SOCK_STREAM, 0);
-	CHECK(connect(r.client, (struct sockaddr *)&a, sizeof(a)) == 0);
-	CHECK(write(r.client, "hello", 5) == 5);
-	shutdown(r.client, SHUT_WR);
-	ev_io_init(&r.srv_io, on_srv, r.srv_fd, EV_READ);
-	ev_io_init(&r.peer_io, on_peer, 0, EV_READ);
-	ev_io_init(&r.cli_io, on_cli, r.client, EV_READ);
-	r.srv_io.data = r.peer_io.data = r.cli_io.data = &r;
-	ev_io_start(loop, &r.srv_io);
-	ev_io_start(loop, &r.cli_io);
-	ev_timer_init(&guard, on_timeout, 5, 0);
-	ev_timer_start(loop, &guard);
-	ev_run(loop, 0);
-	ev_timer_stop(loop, &guard);
-	ev_io_stop(loop, &r.srv_io);
-	ev_io_stop(loop, &r.peer_io);
-	ev_io_stop(loop, &r.cli_io);
+	rig_open(loop, &r.rig, "default/echo", 9, 80, on_peer, on_cli);
+	CHECK(write(r.rig.client, "hello", 5) == 5);
+	shutdown(r.rig.client, SHUT_WR);
+	rig_run(loop, &r.rig);
 	r.got[r.ngot] = 0;
 	CHECK_STR(r.got, "hello");
-	CHECK(lb_service_walk(lb, "default/echo", NULL, NULL, &tot, NULL) == 0);
+	CHECK(lb_service_walk(r.rig.lb, "default/echo", NULL, NULL, &tot, NULL) == 0);
 	CHECK(tot.total == 1);
 	CHECK(tot.bytes_in == 5 && tot.bytes_out == 5);
 	CHECK(tot.connect_failures == 0);
-	close(r.client);
-	close(r.srv_fd);
-	lb_free(lb);
+	rig_close(&r.rig);
 }
 
 /* An endpoint that answers and shuts down its side at once (its answer and
@@ -249,30 +286,31 @@ static void test_relay(struct ev_loop *loop)
  * still reads: the client gets the whole answer, then EOF and no reset,
  * and what it sends afterwards still reaches the endpoint. */
 struct halfclose {
-	struct ev_loop *loop;
-	int srv_fd, peer, client;
-	ev_io srv_io, peer_io, cli_io;
+	struct rig rig;
 	char got[64], late[64];
 	size_t ngot, nlate;
+	bool answered, peer_eof;
 	int cli_end; /* the client's last read: 0 (EOF) or -errno */
-	bool peer_eof;
 };
 
 static void hc_on_peer(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct halfclose *h = w->data;
 	char buf[64];
-	ssize_t n = read(h->peer, buf, sizeof(buf));
+	ssize_t n = read(h->rig.peer, buf, sizeof(buf));
 
 	(void)revents;
-	if (n > 0 && !memcmp(buf, "ask", 3) && (size_t)n == 3 && !h->ngot) {
-		CHECK(write(h->peer, "answer", 6) == 6);
-		shutdown(h->peer, SHUT_WR);
+	if (n == 3 && !h->answered && !memcmp(buf, "ask", 3)) {
+		CHECK(write(h->rig.peer, "answer", 6) == 6);
+		shutdown(h->rig.peer, SHUT_WR);
+		h->answered = true;
 		return;
 	}
 	if (n > 0) {
-		if (h->nlate + (size_t)n < sizeof(h->late))
-			memcpy(h->late + h->nlate, buf, (size_t)n), h->nlate += (size_t)n;
+		if (h->nlate + (size_t)n < sizeof(h->late)) {
+			memcpy(h->late + h->nlate, buf, (size_t)n);
+			h->nlate += (size_t)n;
+		}
 		return;
 	}
 	h->peer_eof = n == 0;
@@ -280,21 +318,10 @@ static void hc_on_peer(struct ev_loop *loop, ev_io *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
-static void hc_on_srv(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct halfclose *h = w->data;
-
-	(void)revents;
-	h->peer = accept(h->srv_fd, NULL, NULL);
-	ev_io_stop(loop, w);
-	ev_io_set(&h->peer_io, h->peer, EV_READ);
-	ev_io_start(loop, &h->peer_io);
-}
-
 static void hc_on_cli(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct halfclose *h = w->data;
-	ssize_t n = read(h->client, h->got + h->ngot, sizeof(h->got) - 1 - h->ngot);
+	ssize_t n = read(h->rig.client, h->got + h->ngot, sizeof(h->got) - 1 - h->ngot);
 
 	(void)revents;
 	if (n > 0) {
@@ -304,57 +331,24 @@ static void hc_on_cli(struct ev_loop *loop, ev_io *w, int revents)
 	h->cli_end = n == 0 ? 0 : -errno;
 	ev_io_stop(loop, w);
 	/* Our side is still open: it speaks after the endpoint's FIN. */
-	CHECK(write(h->client, "after", 5) == 5);
-	shutdown(h->client, SHUT_WR);
+	CHECK(write(h->rig.client, "after", 5) == 5);
+	shutdown(h->rig.client, SHUT_WR);
 }
 
 static void test_endpoint_closes_first(struct ev_loop *loop)
 {
-	struct svc_addr vip = {.family = AF_INET, .a = {10, 96, 0, 10}};
-	struct lb_target t = {.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}};
-	struct lb_port_spec ps = {.proto = IPPROTO_TCP, .port = 80, .targets = &t, .ntargets = 1};
-	struct lb_service_spec spec = {.addrs = &vip, .naddrs = 1, .ports = &ps, .nports = 1};
-	struct halfclose h = {.loop = loop, .peer = -1, .cli_end = 1};
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	struct svc_err e = {0};
-	struct lb *lb = NULL;
-	ev_timer guard;
-	struct seen s;
-	int rc;
+	struct halfclose h = {.cli_end = 1};
 
-	h.srv_fd = listener(&t.port);
-	CHECK(h.srv_fd >= 0);
-	CHECK(lb_new(loop, &cfg, &lb, &e) == 0);
-	CHECK(lb_service_set(lb, "default/first", &spec, &e) == 0);
-	s = walk(lb, "default/first", &rc);
-	a.sin_port = htons(port_of(s.listen[0]));
-	h.client = socket(AF_INET, SOCK_STREAM, 0);
-	CHECK(connect(h.client, (struct sockaddr *)&a, sizeof(a)) == 0);
-	CHECK(write(h.client, "ask", 3) == 3);
-	ev_io_init(&h.srv_io, hc_on_srv, h.srv_fd, EV_READ);
-	ev_io_init(&h.peer_io, hc_on_peer, 0, EV_READ);
-	ev_io_init(&h.cli_io, hc_on_cli, h.client, EV_READ);
-	h.srv_io.data = h.peer_io.data = h.cli_io.data = &h;
-	ev_io_start(loop, &h.srv_io);
-	ev_io_start(loop, &h.cli_io);
-	ev_timer_init(&guard, on_timeout, 5, 0);
-	ev_timer_start(loop, &guard);
-	ev_run(loop, 0);
-	ev_timer_stop(loop, &guard);
-	ev_io_stop(loop, &h.srv_io);
-	ev_io_stop(loop, &h.peer_io);
-	ev_io_stop(loop, &h.cli_io);
+	rig_open(loop, &h.rig, "default/first", 10, 80, hc_on_peer, hc_on_cli);
+	CHECK(write(h.rig.client, "ask", 3) == 3);
+	rig_run(loop, &h.rig);
 	h.got[h.ngot] = 0;
 	h.late[h.nlate] = 0;
 	CHECK_STR(h.got, "answer");
 	CHECK(h.cli_end == 0); /* EOF, not a reset */
 	CHECK_STR(h.late, "after");
 	CHECK(h.peer_eof);
-	close(h.client);
-	if (h.peer >= 0)
-		close(h.peer);
-	close(h.srv_fd);
-	lb_free(lb);
+	rig_close(&h.rig);
 }
 
 /* A server-first protocol: the client says nothing until the endpoint's
@@ -362,28 +356,20 @@ static void test_endpoint_closes_first(struct ev_loop *loop)
  * then connects without them: the greeting reaches the client, and its
  * answer the endpoint. */
 struct greet {
-	int srv_fd, peer, client;
-	ev_io srv_io, peer_io, cli_io;
+	struct rig rig;
 	char got[64], heard[64];
 	size_t ngot, nheard;
 };
 
-static void gr_on_srv(struct ev_loop *loop, ev_io *w, int revents)
+static void gr_accepted(struct rig *r)
 {
-	struct greet *g = w->data;
-
-	(void)revents;
-	g->peer = accept(g->srv_fd, NULL, NULL);
-	ev_io_stop(loop, w);
-	CHECK(write(g->peer, "220 hello\n", 10) == 10);
-	ev_io_set(&g->peer_io, g->peer, EV_READ);
-	ev_io_start(loop, &g->peer_io);
+	CHECK(write(r->peer, "220 hello\n", 10) == 10);
 }
 
 static void gr_on_peer(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct greet *g = w->data;
-	ssize_t n = read(g->peer, g->heard + g->nheard, sizeof(g->heard) - 1 - g->nheard);
+	ssize_t n = read(g->rig.peer, g->heard + g->nheard, sizeof(g->heard) - 1 - g->nheard);
 
 	(void)revents;
 	if (n > 0) {
@@ -397,7 +383,7 @@ static void gr_on_peer(struct ev_loop *loop, ev_io *w, int revents)
 static void gr_on_cli(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct greet *g = w->data;
-	ssize_t n = read(g->client, g->got + g->ngot, sizeof(g->got) - 1 - g->ngot);
+	ssize_t n = read(g->rig.client, g->got + g->ngot, sizeof(g->got) - 1 - g->ngot);
 
 	(void)revents;
 	if (n <= 0) {
@@ -406,55 +392,22 @@ static void gr_on_cli(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	g->ngot += (size_t)n;
 	if (g->ngot == 10) { /* the whole greeting: answer it and end */
-		CHECK(write(g->client, "QUIT\n", 5) == 5);
-		shutdown(g->client, SHUT_WR);
+		CHECK(write(g->rig.client, "QUIT\n", 5) == 5);
+		shutdown(g->rig.client, SHUT_WR);
 	}
 }
 
 static void test_server_speaks_first(struct ev_loop *loop)
 {
-	struct svc_addr vip = {.family = AF_INET, .a = {10, 96, 0, 11}};
-	struct lb_target t = {.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}};
-	struct lb_port_spec ps = {.proto = IPPROTO_TCP, .port = 25, .targets = &t, .ntargets = 1};
-	struct lb_service_spec spec = {.addrs = &vip, .naddrs = 1, .ports = &ps, .nports = 1};
-	struct greet g = {.peer = -1};
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	struct svc_err e = {0};
-	struct lb *lb = NULL;
-	ev_timer guard;
-	struct seen s;
-	int rc;
+	struct greet g = {.rig.accepted = gr_accepted};
 
-	g.srv_fd = listener(&t.port);
-	CHECK(g.srv_fd >= 0);
-	CHECK(lb_new(loop, &cfg, &lb, &e) == 0);
-	CHECK(lb_service_set(lb, "default/smtp", &spec, &e) == 0);
-	s = walk(lb, "default/smtp", &rc);
-	a.sin_port = htons(port_of(s.listen[0]));
-	g.client = socket(AF_INET, SOCK_STREAM, 0);
-	CHECK(connect(g.client, (struct sockaddr *)&a, sizeof(a)) == 0);
-	ev_io_init(&g.srv_io, gr_on_srv, g.srv_fd, EV_READ);
-	ev_io_init(&g.peer_io, gr_on_peer, 0, EV_READ);
-	ev_io_init(&g.cli_io, gr_on_cli, g.client, EV_READ);
-	g.srv_io.data = g.peer_io.data = g.cli_io.data = &g;
-	ev_io_start(loop, &g.srv_io);
-	ev_io_start(loop, &g.cli_io);
-	ev_timer_init(&guard, on_timeout, 5, 0);
-	ev_timer_start(loop, &guard);
-	ev_run(loop, 0);
-	ev_timer_stop(loop, &guard);
-	ev_io_stop(loop, &g.srv_io);
-	ev_io_stop(loop, &g.peer_io);
-	ev_io_stop(loop, &g.cli_io);
+	rig_open(loop, &g.rig, "default/smtp", 11, 25, gr_on_peer, gr_on_cli);
+	rig_run(loop, &g.rig);
 	g.got[g.ngot] = 0;
 	g.heard[g.nheard] = 0;
 	CHECK_STR(g.got, "220 hello\n");
 	CHECK_STR(g.heard, "QUIT\n");
-	close(g.client);
-	if (g.peer >= 0)
-		close(g.peer);
-	close(g.srv_fd);
-	lb_free(lb);
+	rig_close(&g.rig);
 }
 
 int main(void)
