@@ -181,6 +181,7 @@ struct lb_udp {
 
 struct lb_vip {
 	int refs;
+	bool owned; /* svcd put it on lo (it was not there before) */
 	char key[SVC_ADDR_STRLEN];
 };
 
@@ -1580,7 +1581,8 @@ static void vip_unref(struct lb *lb, const struct svc_addr *a)
 	if (!v || --v->refs > 0)
 		return;
 	smap_del(&lb->vips, v->key);
-	localaddr_del(v->key, &e); /* gone already is fine; nothing else to do */
+	if (v->owned) /* not an address the node had before: gone already is fine */
+		localaddr_del(v->key, &e);
 	free(v);
 }
 
@@ -1597,13 +1599,14 @@ static int vip_ref(struct lb *lb, const struct svc_addr *a, struct svc_err *e)
 	if (!(v = calloc(1, sizeof(*v))))
 		return svc_errf(e, ENOMEM, "out of memory");
 	memcpy(v->key, key, sizeof(v->key));
-	if ((r = localaddr_add_label(v->key, LB_ADDR_LABEL, e))) {
+	if ((r = localaddr_add_label(v->key, LB_ADDR_LABEL, &v->owned, e))) {
 		free(v);
 		return r;
 	}
 	if (smap_put(&lb->vips, v->key, v)) {
 		struct svc_err ignored = {0};
-		localaddr_del(v->key, &ignored);
+		if (v->owned)
+			localaddr_del(v->key, &ignored);
 		free(v);
 		return svc_errf(e, ENOMEM, "out of memory");
 	}

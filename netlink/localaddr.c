@@ -42,10 +42,12 @@ out:
 	return r;
 }
 
-int localaddr_add_label(const char *ip, const char *label, struct svc_err *e)
+int localaddr_add_label(const char *ip, const char *label, bool *added, struct svc_err *e)
 {
 	int r = lo_addr_op(ip, label, true, e);
 
+	if (added)
+		*added = r >= 0;
 	if (r >= 0 || r == -NLE_EXIST)
 		return 0;
 	if (e->code)
@@ -67,7 +69,7 @@ int localaddr_del(const char *ip, struct svc_err *e)
 
 int localaddr_add(const char *ip, struct svc_err *e)
 {
-	return localaddr_add_label(ip, NULL, e);
+	return localaddr_add_label(ip, NULL, NULL, e);
 }
 
 struct flush {

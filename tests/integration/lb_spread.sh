@@ -8,7 +8,8 @@
 # list -o json` shows where a service is listened on ("listen") and the
 # balancer's counters ("lb"), which add up to what the client did.  UDP
 # sessions end once quiet for --lb-udp-timeout.  Once a service is deleted,
-# its address leaves lo and nothing listens there.
+# its address leaves lo and nothing listens there; an address the node had
+# on lo before a service used it stays.
 #
 #       +-- client C -----------------------------------------------+
 #       |  192.168.77.2  load -> ClusterIPs, 192.168.77.1:nodePorts, |
@@ -54,6 +55,9 @@ served() {
 web_gone() {
 	! vip_on_lo "$web" && ! svcd_listens tcp "$web:80"
 }
+
+# own_gone: svcd no longer listens on service own's external IP.
+own_gone() { ! svcd_listens tcp 192.0.2.20:80; }
 
 topo_pod A a 10.244.0.10
 topo_pod B b 10.244.0.11
@@ -140,5 +144,17 @@ wait_for 5 web_gone
 run_load "$C" -n 3 -w 1000 "$web" 80
 [ "$(topo_count "$OUT" ok)" -eq 0 ] || nft_fail "tcp $web:80 still answered after service web was deleted: $OUT"
 vip_on_lo "$dns" || nft_fail "$dns/32 (service dns) left lo with service web"
+
+# An address the node had on lo before a service used it stays when the
+# service goes: svcd removes only what it added.
+ip -n "$NODE" addr add 192.0.2.20/32 dev lo
+{
+	service_yaml own http:80:8080/TCP 'externalIPs: [192.0.2.20]'
+	endpoints_yaml own http:8080/TCP 10.244.0.10
+} | apply_wait
+served own tcp "192.0.2.20:80"
+svcctl delete svc own >/dev/null
+wait_for 5 own_gone
+vip_on_lo 192.0.2.20 || nft_fail "192.0.2.20/32, on lo before service own used it, left lo with own"
 
 svcd_stop
