@@ -442,6 +442,15 @@ static void port_unref(struct lb_port *p)
 /* The endpoint for a new connection or session from client.  Affinity
  * first (unless this is a retry), else the next in turn that has not failed
  * lately; when all have, the next in turn anyway until each was tried. */
+/* The next endpoint in turn.  p->rr stays below neps (it restarts when
+ * the endpoints shrink), so the turn never skews when a counter wraps. */
+static struct lb_ep *rr_next(struct lb_port *p)
+{
+	if (p->rr >= p->neps)
+		p->rr = 0;
+	return p->eps[p->rr++];
+}
+
 static struct lb_ep *pick(struct lb_port *p, const struct svc_addr *client, unsigned tries,
 			  ev_tstamp now)
 {
@@ -460,12 +469,12 @@ static struct lb_ep *pick(struct lb_port *p, const struct svc_addr *client, unsi
 		}
 	}
 	for (uint32_t i = 0; i < p->neps && !ep; i++) {
-		struct lb_ep *x = p->eps[p->rr++ % p->neps];
+		struct lb_ep *x = rr_next(p);
 		if (x->fail_until <= now)
 			ep = x;
 	}
 	if (!ep)
-		ep = p->eps[p->rr++ % p->neps];
+		ep = rr_next(p);
 	if (!p->affinity)
 		return ep;
 	if (!a && (a = calloc(1, sizeof(*a)))) {
