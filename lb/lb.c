@@ -142,6 +142,36 @@ struct lb_flow {
 	bool want_splice; /* a read filled the buffer: splice from now on */
 };
 
+/* Connections waiting for a deadline, in a queue where every wait is the
+ * same length, so it stays in due order and one timer serves it:
+ * Q_CONNECT, the connect timeout; Q_WAIT, LB_WAIT (see there). */
+enum { Q_CONNECT, Q_WAIT, Q_N };
+
+/* Two waits, both LB_WAIT long, share queue Q_WAIT:
+ * - A FIN to pass on (shut_later): a client that closes once it has its
+ *   answer (an HTTP client after "Connection: close") closes first
+ *   meanwhile, so both sockets simply close and the TIME_WAIT stays with
+ *   the client, as with a direct connection, instead of landing on the
+ *   node by the thousand.  A client that waits for the FIN gets it that
+ *   much later.
+ * - A new client's first bytes (C_FIRST, see conn_start): the endpoint
+ *   connection opens with them in hand.  A client that speaks first
+ *   usually has within microseconds; a server-first protocol's greeting
+ *   comes that much later. */
+#define LB_WAIT 0.002
+
+struct lb_conn;
+
+struct lb_qlink {
+	struct lb_conn *prev, *next;
+	ev_tstamp due;
+};
+
+struct lb_queue {
+	struct lb_conn *head, *tail;
+	ev_timer timer;
+};
+
 struct lb_conn {
 	uint8_t kind; /* K_CONN; first, as in struct lb_udp */
 	uint8_t state;
@@ -150,12 +180,9 @@ struct lb_conn {
 	struct lb *lb;
 	struct lb_conn *prev, *next;   /* every connection */
 	struct lb_conn *eprev, *enext; /* the endpoint's */
-	struct lb_conn *tprev, *tnext; /* connecting, oldest first */
-	struct lb_conn *wprev, *wnext; /* waiting until wait_at (see LB_WAIT) */
-	ev_tstamp wait_at;
+	struct lb_qlink q[Q_N];	       /* on lb->q[Q_CONNECT], lb->q[Q_WAIT] */
 	struct lb_conn *dead_next;
 	ev_tstamp dead_at;
-	ev_tstamp deadline;
 	struct lb_port *port; /* a reference */
 	struct lb_ep *ep;     /* a reference while attached */
 	struct lb_half cli, srv;
@@ -190,12 +217,12 @@ struct lb {
 	struct lb_config cfg;
 	int epfd;
 	ev_io epio;
-	ev_timer connect_timer, resume_timer, sweep_timer;
+	ev_timer resume_timer, sweep_timer;
 	struct smap svcs; /* key -> struct lb_svc */
 	struct smap vips; /* address -> struct lb_vip */
 	struct lb_listener *tcp_ls;
-	struct lb_conn *conns, *tq_head, *tq_tail, *wait_head, *wait_tail;
-	ev_timer wait_timer;
+	struct lb_conn *conns;
+	struct lb_queue q[Q_N];
 	struct lb_conn *dead, *dead_tail; /* closed, freed LB_QUARANTINE later */
 	struct lb_udp *dead_udp, *dead_udp_tail;
 	size_t nconns, nlisteners;
@@ -376,8 +403,6 @@ static void ep_unref(struct lb_ep *ep)
 }
 
 static void conn_close(struct lb_conn *c, bool reset);
-static void wait_push(struct lb_conn *c);
-static void wait_unlink(struct lb_conn *c);
 
 static void on_drain(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -588,47 +613,58 @@ static void on_resume(struct ev_loop *loop, ev_timer *w, int revents)
 	listeners_resume(w->data, true);
 }
 
-static void tq_remove(struct lb *lb, struct lb_conn *c)
+static void q_remove(struct lb *lb, int qi, struct lb_conn *c)
 {
-	if (!c->tprev && lb->tq_head != c)
+	struct lb_queue *q = &lb->q[qi];
+	struct lb_qlink *l = &c->q[qi];
+
+	if (!l->prev && q->head != c)
 		return; /* not queued */
-	if (c->tprev)
-		c->tprev->tnext = c->tnext;
+	if (l->prev)
+		l->prev->q[qi].next = l->next;
 	else
-		lb->tq_head = c->tnext;
-	if (c->tnext)
-		c->tnext->tprev = c->tprev;
+		q->head = l->next;
+	if (l->next)
+		l->next->q[qi].prev = l->prev;
 	else
-		lb->tq_tail = c->tprev;
-	c->tprev = c->tnext = NULL;
+		q->tail = l->prev;
+	l->prev = l->next = NULL;
 }
 
-static void tq_arm(struct lb *lb)
+static void q_arm(struct lb *lb, int qi)
 {
+	struct lb_queue *q = &lb->q[qi];
 	ev_tstamp left;
 
-	if (!lb->tq_head) {
-		ev_timer_stop(lb->loop, &lb->connect_timer);
+	if (!q->head) {
+		ev_timer_stop(lb->loop, &q->timer);
 		return;
 	}
-	if (ev_is_active(&lb->connect_timer))
-		return; /* it fires for the head, which is the oldest */
-	left = lb->tq_head->deadline - now_mono();
-	ev_timer_set(&lb->connect_timer, left > 0 ? left : 0, 0);
-	ev_timer_start(lb->loop, &lb->connect_timer);
+	if (ev_is_active(&q->timer))
+		return; /* it fires for the head, which is due first */
+	left = q->head->q[qi].due - now_mono();
+	ev_timer_set(&q->timer, left > 0 ? left : 0, 0);
+	ev_timer_start(lb->loop, &q->timer);
 }
 
-static void tq_push(struct lb *lb, struct lb_conn *c)
+/* Queue c on queue qi, due delay from now (the same delay for every entry
+ * of a queue); already queued, it keeps its place. */
+static void q_push(struct lb *lb, int qi, struct lb_conn *c, ev_tstamp delay)
 {
-	c->deadline = now_mono() + lb->cfg.connect_timeout;
-	c->tprev = lb->tq_tail;
-	c->tnext = NULL;
-	if (lb->tq_tail)
-		lb->tq_tail->tnext = c;
+	struct lb_queue *q = &lb->q[qi];
+	struct lb_qlink *l = &c->q[qi];
+
+	if (l->prev || q->head == c)
+		return;
+	l->due = now_mono() + delay;
+	l->prev = q->tail;
+	l->next = NULL;
+	if (q->tail)
+		q->tail->q[qi].next = c;
 	else
-		lb->tq_head = c;
-	lb->tq_tail = c;
-	tq_arm(lb);
+		q->head = c;
+	q->tail = c;
+	q_arm(lb, qi);
 }
 
 static void ep_attach(struct lb_conn *c, struct lb_ep *ep)
@@ -683,8 +719,8 @@ static void conn_close(struct lb_conn *c, bool reset)
 	if (c->state == C_FIRST)
 		lb->nfirst--;
 	c->state = C_DEAD;
-	tq_remove(lb, c);
-	wait_unlink(c);
+	q_remove(lb, Q_CONNECT, c);
+	q_remove(lb, Q_WAIT, c);
 	ep_detach(c);
 	if (c->cli.fd >= 0)
 		reset ? close_reset(c->cli.fd) : (void)close(c->cli.fd);
@@ -765,7 +801,7 @@ static void conn_connect(struct lb_conn *c)
 		}
 		c->srv = (struct lb_half){.fd = fd};
 		ep_attach(c, ep);
-		tq_push(lb, c);
+		q_push(lb, Q_CONNECT, c, lb->cfg.connect_timeout);
 		if (!pending(&c->up))
 			return;
 		switch (send_early(c)) {
@@ -777,7 +813,7 @@ static void conn_connect(struct lb_conn *c)
 			c->srv.wr = false;
 			return;
 		default: /* refused: the next endpoint, the bytes still unsent */
-			tq_remove(lb, c);
+			q_remove(lb, Q_CONNECT, c);
 			ep_detach(c);
 			close(fd);
 			lb->fds--;
@@ -795,7 +831,7 @@ static void conn_retry(struct lb_conn *c)
 	struct lb *lb = c->lb;
 
 	ep_failed(c->ep, c->port, now_mono());
-	tq_remove(lb, c);
+	q_remove(lb, Q_CONNECT, c);
 	ep_detach(c);
 	close(c->srv.fd);
 	lb->fds--;
@@ -809,9 +845,9 @@ static void on_connect_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_tstamp now = now_mono();
 
 	(void)revents;
-	while (lb->tq_head && lb->tq_head->deadline <= now + 0.001)
-		conn_retry(lb->tq_head);
-	tq_arm(lb);
+	while (lb->q[Q_CONNECT].head && lb->q[Q_CONNECT].head->q[Q_CONNECT].due <= now + 0.001)
+		conn_retry(lb->q[Q_CONNECT].head);
+	q_arm(lb, Q_CONNECT);
 }
 
 static void conn_start(struct lb *lb, struct lb_listener *l, int fd,
@@ -846,7 +882,7 @@ static void conn_start(struct lb *lb, struct lb_listener *l, int fd,
 	 * fast, and bytes already in are reported by the epoll_ctl above. */
 	c->state = C_FIRST;
 	lb->nfirst++;
-	wait_push(c);
+	q_push(lb, Q_WAIT, c, LB_WAIT);
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
@@ -985,69 +1021,10 @@ static int flow_in(struct lb_conn *c, struct lb_flow *f, struct lb_half *src)
 	return 0;
 }
 
-/* Two waits, both LB_WAIT long, share one list (the same length keeps it
- * in order) and one timer:
- * - A FIN to pass on (shut_later): a client that closes once it has its
- *   answer (an HTTP client after "Connection: close") closes first
- *   meanwhile, so both sockets simply close and the TIME_WAIT stays with
- *   the client, as with a direct connection, instead of landing on the
- *   node by the thousand.  A client that waits for the FIN gets it that
- *   much later.
- * - A new client's first bytes (C_FIRST, see conn_start): the endpoint
- *   connection opens with them in hand.  A client that speaks first
- *   usually has within microseconds; a server-first protocol's greeting
- *   comes that much later. */
-#define LB_WAIT 0.002
-
-static void wait_arm(struct lb *lb)
-{
-	ev_tstamp left;
-
-	if (!lb->wait_head || ev_is_active(&lb->wait_timer))
-		return;
-	left = lb->wait_head->wait_at - now_mono();
-	ev_timer_set(&lb->wait_timer, left > 0 ? left : 0, 0);
-	ev_timer_start(lb->loop, &lb->wait_timer);
-}
-
-static void wait_push(struct lb_conn *c)
-{
-	struct lb *lb = c->lb;
-
-	if (c->wprev || lb->wait_head == c)
-		return;
-	c->wait_at = now_mono() + LB_WAIT;
-	c->wnext = NULL; /* due times only grow: the list stays in order */
-	c->wprev = lb->wait_tail;
-	if (lb->wait_tail)
-		lb->wait_tail->wnext = c;
-	else
-		lb->wait_head = c;
-	lb->wait_tail = c;
-	wait_arm(lb);
-}
-
-static void wait_unlink(struct lb_conn *c)
-{
-	struct lb *lb = c->lb;
-
-	if (!c->wprev && lb->wait_head != c)
-		return;
-	if (c->wprev)
-		c->wprev->wnext = c->wnext;
-	else
-		lb->wait_head = c->wnext;
-	if (c->wnext)
-		c->wnext->wprev = c->wprev;
-	else
-		lb->wait_tail = c->wprev;
-	c->wprev = c->wnext = NULL;
-}
-
 /* c stops waiting for its client's first bytes and is about to connect. */
 static void first_done(struct lb_conn *c)
 {
-	wait_unlink(c);
+	q_remove(c->lb, Q_WAIT, c);
 	c->lb->nfirst--;
 	c->state = C_CONNECTING;
 }
@@ -1055,7 +1032,7 @@ static void first_done(struct lb_conn *c)
 static void shut_later(struct lb_conn *c, struct lb_half *h)
 {
 	h->shut_due = true;
-	wait_push(c);
+	q_push(c->lb, Q_WAIT, c, LB_WAIT);
 }
 
 static void on_wait_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -1065,9 +1042,9 @@ static void on_wait_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	while (lb->wait_head && lb->wait_head->wait_at <= now + 0.0005) {
-		struct lb_conn *c = lb->wait_head;
-		wait_unlink(c);
+	while (lb->q[Q_WAIT].head && lb->q[Q_WAIT].head->q[Q_WAIT].due <= now + 0.0005) {
+		struct lb_conn *c = lb->q[Q_WAIT].head;
+		q_remove(lb, Q_WAIT, c);
 		if (c->state == C_FIRST) { /* the client is silent: connect without its bytes */
 			first_done(c);
 			conn_connect(c);
@@ -1080,7 +1057,7 @@ static void on_wait_timer(struct ev_loop *loop, ev_timer *w, int revents)
 			h->shut_due = false;
 		}
 	}
-	wait_arm(lb);
+	q_arm(lb, Q_WAIT);
 }
 
 /* Move what can move from src to dst.  Returns 0, or -1 when src failed
@@ -1130,8 +1107,8 @@ static void conn_pump(struct lb_conn *c)
 
 static void conn_connected(struct lb_conn *c)
 {
-	tq_remove(c->lb, c);
-	tq_arm(c->lb);
+	q_remove(c->lb, Q_CONNECT, c);
+	q_arm(c->lb, Q_CONNECT);
 	c->state = C_OPEN;
 	c->counted = true;
 	c->ep->c.active++;
@@ -2002,10 +1979,9 @@ int lb_new(struct ev_loop *loop, const struct lb_config *cfg, struct lb **out, s
 	ev_io_init(&lb->epio, on_events, lb->epfd, EV_READ);
 	lb->epio.data = lb;
 	ev_io_start(loop, &lb->epio);
-	ev_init(&lb->connect_timer, on_connect_timeout);
-	lb->connect_timer.data = lb;
-	ev_init(&lb->wait_timer, on_wait_timer);
-	lb->wait_timer.data = lb;
+	ev_init(&lb->q[Q_CONNECT].timer, on_connect_timeout);
+	ev_init(&lb->q[Q_WAIT].timer, on_wait_timer);
+	lb->q[Q_CONNECT].timer.data = lb->q[Q_WAIT].timer.data = lb;
 	ev_init(&lb->resume_timer, on_resume);
 	lb->resume_timer.data = lb;
 	{
@@ -2040,10 +2016,10 @@ void lb_free(struct lb *lb)
 	free_dead_force(lb, true);
 	if (lb->loop) {
 		ev_io_stop(lb->loop, &lb->epio);
-		ev_timer_stop(lb->loop, &lb->connect_timer);
+		ev_timer_stop(lb->loop, &lb->q[Q_CONNECT].timer);
+		ev_timer_stop(lb->loop, &lb->q[Q_WAIT].timer);
 		ev_timer_stop(lb->loop, &lb->resume_timer);
 		ev_timer_stop(lb->loop, &lb->sweep_timer);
-		ev_timer_stop(lb->loop, &lb->wait_timer);
 	}
 	smap_free(&lb->vips);
 	for (size_t i = 0; lb->bufs && i < lb->nbufs; i++)
