@@ -256,35 +256,45 @@ for ns in "$CLIENT" "$NODE"; do
 	sysctl_ns "$ns" net.ipv4.ip_local_port_range "10000 65000"
 done
 
+# nginx_main DIR CONNS: the start of an nginx configuration, one worker of
+# CONNS connections, its files in DIR (the backends and the stream balancer).
+nginx_main() {
+	cat <<-EOC
+		worker_processes 1;
+		daemon off;
+		pid $1/nginx.pid;
+		error_log $1/error.log warn;
+		worker_rlimit_nofile 16384;
+		events {
+		    worker_connections $2;
+		}
+	EOC
+}
+
 # The backends.
 for i in 1 2 3; do
 	d=$T/b$i
 	mkdir -p "$d"
-	cat >"$d/nginx.conf" <<-EOC
-		worker_processes 1;
-		daemon off;
-		pid $d/nginx.pid;
-		error_log $d/error.log warn;
-		worker_rlimit_nofile 16384;
-		events {
-		    worker_connections 8192;
-		}
-		http {
-		    access_log off;
-		    keepalive_requests 1000000;
-		    client_body_temp_path $d/body;
-		    proxy_temp_path $d/proxy;
-		    fastcgi_temp_path $d/fastcgi;
-		    uwsgi_temp_path $d/uwsgi;
-		    scgi_temp_path $d/scgi;
-		    server {
-		        listen $WEB_PORT backlog=4096;
-		        location / {
-		            return 200 "b$i\n";
-		        }
-		    }
-		}
-	EOC
+	{
+		nginx_main "$d" 8192
+		cat <<-EOC
+			http {
+			    access_log off;
+			    keepalive_requests 1000000;
+			    client_body_temp_path $d/body;
+			    proxy_temp_path $d/proxy;
+			    fastcgi_temp_path $d/fastcgi;
+			    uwsgi_temp_path $d/uwsgi;
+			    scgi_temp_path $d/scgi;
+			    server {
+			        listen $WEB_PORT backlog=4096;
+			        location / {
+			            return 200 "b$i\n";
+			        }
+			    }
+			}
+		EOC
+	} >"$d/nginx.conf"
 	bg "${BNS[i - 1]}" "$d/log" nginx -e "$d/error.log" -p "$d" -c "$d/nginx.conf"
 done
 bg "${BNS[0]}" "$T/b1/iperf3.log" iperf3 -s -p "$PERF_PORT"
@@ -332,15 +342,8 @@ haproxy -c -q -f "$T/haproxy/haproxy.cfg" || die "haproxy rejects $T/haproxy/hap
 {
 	[ -z "$STREAM_SO" ] || echo "load_module $STREAM_SO;"
 	d=$T/nginx
+	nginx_main "$d" 8000
 	cat <<-EOC
-		worker_processes 1;
-		daemon off;
-		pid $d/nginx.pid;
-		error_log $d/error.log warn;
-		worker_rlimit_nofile 16384;
-		events {
-		    worker_connections 8000;
-		}
 		stream {
 		    upstream web {
 	EOC
