@@ -50,7 +50,10 @@
 # order rotating, over ROUNDS rounds: this 2-CPU machine's rates move from
 # minute to minute, so a figure is compared only with the same test's in
 # the same round, seconds apart, and the targets use the median over the
-# rounds of each round's svcd/HAProxy.  The CPU column is the balancer's own CPU time
+# rounds of each round's svcd/HAProxy.  A figure may also depend on its
+# place in the round (in two runs a balancer's keep-alive figure moved by
+# up to 14% between places), so the default is one round per place: each
+# balancer runs each test once in every place.  The CPU column is the balancer's own CPU time
 # (utime + stime of all its processes and threads) over the test's wall time:
 # 100% means its one CPU was the limit.  Targets:
 #   svcd >= 1.2x HAProxy new connections/s
@@ -65,10 +68,10 @@
 # removes the namespaces and the temp dir, also on failure or interruption.
 #
 # usage: bench/lb.sh [BUILD_DIR]        (default build; needs root)
-# Takes about 8 minutes (ROUNDS x (balancers + direct) x (2 SECONDS +
+# Takes about 7 minutes (ROUNDS x (balancers + direct) x (2 SECONDS +
 # IPERF_SECONDS + 1)), the installs aside.
 # Environment:
-#   LB_BENCH_ROUNDS         rounds (5)
+#   LB_BENCH_ROUNDS         rounds (the balancers, with direct: 4)
 #   LB_BENCH_SECONDS        wrk -d, each of the two wrk figures (8)
 #   LB_BENCH_CONNS          wrk -c (50)
 #   LB_BENCH_IPERF_SECONDS  iperf3 -t, after a 1 s -O warm-up (5)
@@ -84,7 +87,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 BUILD=${1:-build}
-ROUNDS=${LB_BENCH_ROUNDS:-5}
 SECS=${LB_BENCH_SECONDS:-8}
 CONNS=${LB_BENCH_CONNS:-50}
 ISECS=${LB_BENCH_IPERF_SECONDS:-5}
@@ -124,6 +126,7 @@ for b in $BALANCERS; do
 done
 [ "$DIRECT" = 0 ] || RUNNING+=(direct)
 [ ${#RUNNING[@]} -gt 0 ] || die "nothing to run"
+ROUNDS=${LB_BENCH_ROUNDS:-${#RUNNING[@]}}
 if [[ " $BALANCERS " == *" svcd "* ]]; then
 	BUILD=$(cd "$BUILD" && pwd) || die "no build dir $BUILD; run make"
 	SVCD=$BUILD/svcd
