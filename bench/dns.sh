@@ -83,11 +83,6 @@ COREDNS_PER_VCPU=17000
 SRV_CPU=1
 PERF_CPU=0
 
-die() {
-	echo "$0: $*" >&2
-	exit 1
-}
-
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, apt-get)"
 for f in "$SVCD" "$CTL"; do
 	[ -x "$f" ] || die "$f not found; run make"

@@ -38,11 +38,6 @@ ROUNDS=4
 TARGET_MS=5
 TARGET_RATIO=6
 
-die() {
-	echo "$0: $*" >&2
-	exit 1
-}
-
 [ "$(id -u)" -eq 0 ] || die "needs root (namespaces)"
 [ -x "$SVCRUN" ] || die "$SVCRUN not found; run make"
 [ -x /bin/busybox ] || die "/bin/busybox not found (apt-get install busybox-static)"

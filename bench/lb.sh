@@ -107,11 +107,6 @@ PERF_VIP=10.96.0.51
 WEB_PORT=80
 PERF_PORT=5201
 
-die() {
-	echo "$0: $*" >&2
-	exit 1
-}
-
 [ "$(id -u)" -eq 0 ] || die "needs root (network namespaces, apt-get)"
 for cmd in ip awk ss taskset timeout; do
 	command -v "$cmd" >/dev/null || die "$cmd not found"

@@ -1,12 +1,18 @@
 # SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 # Shared by the benchmarks that start daemons in namespaces of their own
-# (bench/nft.sh, bench/dns.sh).  The caller keeps what it made in two
+# (bench/nft.sh, bench/dns.sh, bench/lb.sh, bench/launch.sh).  The caller keeps what it made in two
 # arrays, NSES (namespaces) and PIDS (processes), and calls bench_stop_all
 # from its EXIT trap.
 
 NSES=() # namespaces this run made
 PIDS=() # daemons and servers this run started
+
+# die MESSAGE...: MESSAGE on stderr after the script's name, and exit 1.
+die() {
+	echo "$0: $*" >&2
+	exit 1
+}
 
 # alive PID: running and not a zombie.
 # shellcheck disable=SC2317 # called from bench_stop_all

@@ -65,11 +65,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
-die() {
-	echo "$0: $*" >&2
-	exit 1
-}
-
 # ---- helpers ----------------------------------------------------------------
 
 now_us() { echo "${EPOCHREALTIME//[!0-9]/}"; }
