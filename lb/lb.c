@@ -1021,12 +1021,14 @@ static int flow_in(struct lb_conn *c, struct lb_flow *f, struct lb_half *src)
 	return 0;
 }
 
-/* c stops waiting for its client's first bytes and is about to connect. */
-static void first_done(struct lb_conn *c)
+/* c stops waiting for its client's first bytes and connects, with them
+ * when they came. */
+static void first_connect(struct lb_conn *c)
 {
 	q_remove(c->lb, Q_WAIT, c);
 	c->lb->nfirst--;
 	c->state = C_CONNECTING;
+	conn_connect(c);
 }
 
 static void shut_later(struct lb_conn *c, struct lb_half *h)
@@ -1046,8 +1048,7 @@ static void on_wait_timer(struct ev_loop *loop, ev_timer *w, int revents)
 		struct lb_conn *c = lb->q[Q_WAIT].head;
 		q_remove(lb, Q_WAIT, c);
 		if (c->state == C_FIRST) { /* the client is silent: connect without its bytes */
-			first_done(c);
-			conn_connect(c);
+			first_connect(c);
 			continue;
 		}
 		for (int i = 0; i < 2; i++) {
@@ -1140,16 +1141,11 @@ static void conn_event(struct lb_conn *c, int side, uint8_t gen, uint32_t events
 		conn_close(c, true);
 		return;
 	}
-	if (c->state == C_FIRST) {
-		if (side != CLI || flow_in(c, &c->up, &c->cli) < 0) {
-			if (side == CLI)
-				conn_close(c, true);
-			return;
-		}
-		if (!pending(&c->up) && !c->cli.eof)
-			return;
-		first_done(c);
-		conn_connect(c);
+	if (c->state == C_FIRST) { /* only the client's socket is open */
+		if (flow_in(c, &c->up, &c->cli))
+			conn_close(c, true);
+		else if (pending(&c->up) || c->cli.eof)
+			first_connect(c);
 		return;
 	}
 	if (c->state == C_CONNECTING) {
