@@ -481,7 +481,7 @@ field() {
 	esac
 }
 
-# test NAME TEST ROUND: one test through NAME (started), its output in
+# test_one NAME TEST ROUND: one test through NAME (started), its output in
 # RES/NAME.ROUND.TEST.
 test_one() {
 	local name=$1 t=$2 addr=${LB_WEB[$1]}

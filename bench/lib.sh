@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: MIT
 # shellcheck shell=bash
 # Shared by the benchmarks that start daemons in namespaces of their own
-# (bench/nft.sh, bench/dns.sh, bench/lb.sh, bench/launch.sh).  The caller keeps what it made in two
-# arrays, NSES (namespaces) and PIDS (processes), and calls bench_stop_all
-# from its EXIT trap.
+# (bench/nft.sh, dns.sh, lb.sh, launch.sh).  The caller keeps what it made
+# in two arrays, NSES (namespaces) and PIDS (processes), and calls
+# bench_stop_all from its EXIT trap.
 
 NSES=() # namespaces this run made
 PIDS=() # daemons and servers this run started
