@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "localaddr.h"
+#include "sendq.h"
 #include "smap.h"
 #include "util.h"
 
@@ -48,6 +49,7 @@
 #define LB_PIPES_KEPT	64	    /* idle pipes kept for the next spliced direction */
 #define LB_BUFS_KEPT	256	    /* idle buffers kept */
 #define LB_EVENTS	256	    /* epoll events per wait */
+#define LB_SENDQ	512	    /* sends batched at most */
 #define LB_ACCEPT_BATCH 64	    /* accepts per listener per wake-up */
 #define LB_UDP_BATCH	64	    /* datagrams per socket per wake-up */
 #define LB_UDP_MAX	65536	    /* the largest datagram */
@@ -140,6 +142,8 @@ struct lb_flow {
 	int pipe[2];	   /* spliced: pipe[0] holds inpipe bytes */
 	size_t inpipe;
 	bool want_splice; /* a read filled the buffer: splice from now on */
+	bool queued;	  /* buf[off, len) is on lb->sq, in slot */
+	unsigned slot;
 };
 
 /* Connections waiting for a deadline, in a queue where every wait is the
@@ -212,6 +216,13 @@ struct lb_vip {
 	char key[SVC_ADDR_STRLEN];
 };
 
+/* A send on lb->sq: whose, and its result once flushed. */
+struct lb_sent {
+	struct lb_conn *c;
+	bool up;
+	int res;
+};
+
 struct lb {
 	struct ev_loop *loop;
 	struct lb_config cfg;
@@ -238,6 +249,10 @@ struct lb {
 	int (*pipes)[2]; /* idle pipes */
 	size_t npipes;
 	uint8_t *udpbuf;
+	struct sendq *sq;     /* NULL: no io_uring, each send on its own */
+	bool batching;	      /* handling an epoll batch: sends wait on sq */
+	struct lb_sent *sent; /* the batch's sends, in order; tag i + 1 is sent[i] */
+	size_t nsent;
 };
 
 /* --- small helpers ------------------------------------------------------------- */
@@ -728,6 +743,12 @@ static void conn_close(struct lb_conn *c, bool reset)
 		reset ? close_reset(c->srv.fd) : (void)close(c->srv.fd);
 	lb->fds -= (size_t)(c->cli.fd >= 0) + (size_t)(c->srv.fd >= 0);
 	c->cli.fd = c->srv.fd = -1;
+	for (int i = 0; i < 2; i++) {
+		struct lb_flow *f = i ? &c->down : &c->up;
+		if (f->queued)
+			sendq_cancel(lb->sq, f->slot);
+		f->queued = false;
+	}
 	flow_release(lb, &c->up);
 	flow_release(lb, &c->down);
 	if (c->prev)
@@ -938,42 +959,69 @@ static void account(struct lb_conn *c, bool up, size_t n)
 	}
 }
 
+/* Take the result of a send of f's buffer to dst: bytes, or -errno.
+ * Returns 0 or -errno (dst failed). */
+static int flow_sent(struct lb_conn *c, struct lb_flow *f, struct lb_half *dst, bool up, ssize_t n)
+{
+	if (n < 0) {
+		if (n == -EAGAIN)
+			dst->wr = false;
+		return n == -EAGAIN || n == -EINTR || n == -ECANCELED ? 0 : (int)n;
+	}
+	account(c, up, (size_t)n);
+	f->off += (uint32_t)n;
+	if (f->off < f->len) {
+		dst->wr = false; /* a short write: the socket is full */
+	} else {
+		buf_put(c->lb, f->buf); /* idle connections hold no buffer */
+		f->buf = NULL;
+		f->off = f->len = 0;
+	}
+	return 0;
+}
+
 /* Write what f holds to dst; more is MSG_MORE when our FIN follows at
- * once (it then rides on the last bytes' packet).  Returns 0 (all out, or
- * dst is full) or -errno (dst failed). */
+ * once (it then rides on the last bytes' packet).  In an epoll batch, an
+ * open connection's buffer waits on lb->sq instead, for flush_sends.
+ * Returns 0 (all out or queued, or dst is full) or -errno (dst failed). */
 static int flow_out(struct lb_conn *c, struct lb_flow *f, struct lb_half *dst, bool up, int more)
 {
+	struct lb *lb = c->lb;
+
+	if (f->queued)
+		return 0;
 	while (pending(f) && dst->wr) {
 		ssize_t n;
-		if (f->inpipe)
+		if (f->inpipe) {
 			n = splice(f->pipe[0], NULL, dst->fd, NULL, f->inpipe,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		else
-			n = send(dst->fd, f->buf + f->off, f->len - f->off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT | more);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN)
-				return -errno;
-			dst->wr = false;
-			return 0;
-		}
-		account(c, up, (size_t)n);
-		if (f->inpipe) {
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno != EAGAIN)
+					return -errno;
+				dst->wr = false;
+				return 0;
+			}
+			account(c, up, (size_t)n);
 			f->inpipe -= (size_t)n;
 			if (f->inpipe)
 				dst->wr = false; /* a short write: the socket is full */
 			continue;
 		}
-		f->off += (uint32_t)n;
-		if (f->off < f->len) {
-			dst->wr = false;
-		} else {
-			buf_put(c->lb, f->buf); /* idle connections hold no buffer */
-			f->buf = NULL;
-			f->off = f->len = 0;
+		if (lb->batching && !more && c->state == C_OPEN &&
+		    sendq_add(lb->sq, dst->fd, f->buf + f->off, f->len - f->off, MSG_NOSIGNAL,
+			      lb->nsent + 1, &f->slot)) {
+			lb->sent[lb->nsent++] =
+			    (struct lb_sent){.c = c, .up = up, .res = -ECANCELED};
+			f->queued = true;
+			return 0;
 		}
+		n = send(dst->fd, f->buf + f->off, f->len - f->off,
+			 MSG_NOSIGNAL | MSG_DONTWAIT | more);
+		int err = flow_sent(c, f, dst, up, n < 0 ? -errno : n);
+		if (err)
+			return err;
 	}
 	return 0;
 }
@@ -1395,6 +1443,51 @@ static void free_dead(struct lb *lb)
 	free_dead_force(lb, false);
 }
 
+static void on_sent(void *arg, uint64_t tag, int res)
+{
+	struct lb *lb = arg;
+
+	if (tag && tag <= lb->nsent)
+		lb->sent[tag - 1].res = res;
+}
+
+/* Make the sends an epoll batch queued, then go on with each connection
+ * as flow_out would have (a full socket, a reset, the FIN after the last
+ * bytes, the next read).  Every result is taken before any connection
+ * moves on, so none is queued meanwhile.  Should the ring fail, the sends
+ * it did not make are made one by one from then on. */
+static void flush_sends(struct lb *lb)
+{
+	if (!lb->nsent)
+		return;
+	lb->batching = false;
+	if (sendq_flush(lb->sq, on_sent, lb)) {
+		sendq_close(lb->sq);
+		lb->sq = NULL;
+	}
+	for (size_t i = 0; i < lb->nsent; i++) {
+		struct lb_sent *s = &lb->sent[i];
+		struct lb_flow *f = s->up ? &s->c->up : &s->c->down;
+		if (s->c->state == C_DEAD || !f->queued) {
+			s->c = NULL;
+			continue;
+		}
+		f->queued = false;
+		s->res = flow_sent(s->c, f, s->up ? &s->c->srv : &s->c->cli, s->up, s->res);
+	}
+	for (size_t i = 0; i < lb->nsent; i++) {
+		struct lb_sent *s = &lb->sent[i];
+		if (!s->c || s->c->state == C_DEAD) /* closed by its other direction's result */
+			continue;
+		if (s->res)
+			conn_close(s->c, true); /* a reset (or a write error) resets both */
+		else
+			conn_pump(s->c);
+	}
+	lb->nsent = 0;
+	lb->batching = lb->sq != NULL;
+}
+
 static void on_events(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct lb *lb = w->data;
@@ -1403,6 +1496,7 @@ static void on_events(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	lb->batching = lb->sq != NULL;
 	for (int round = 0; round < 4; round++) {
 		n = epoll_wait(lb->epfd, evs, LB_EVENTS, 0);
 		for (int i = 0; i < n; i++) {
@@ -1415,10 +1509,12 @@ static void on_events(struct ev_loop *loop, ev_io *w, int revents)
 			}
 			conn_event(obj, (int)(tag & 1), (uint8_t)(tag >> 1 & 7), evs[i].events);
 		}
+		flush_sends(lb);
 		free_dead(lb);
 		if (n < LB_EVENTS)
 			break;
 	}
+	lb->batching = false;
 }
 
 /* Sessions idle past udp_timeout, or whose endpoint was removed, end;
@@ -1967,7 +2063,10 @@ int lb_new(struct ev_loop *loop, const struct lb_config *cfg, struct lb **out, s
 	lb->bufs = calloc(LB_BUFS_KEPT, sizeof(*lb->bufs));
 	lb->pipes = calloc(LB_PIPES_KEPT, sizeof(*lb->pipes));
 	lb->udpbuf = malloc(LB_UDP_MAX);
-	if (lb->epfd < 0 || !lb->bufs || !lb->pipes || !lb->udpbuf) {
+	lb->sent = calloc(LB_SENDQ, sizeof(*lb->sent));
+	if (lb->sent && !cfg->send_one_by_one && sendq_open(LB_SENDQ, &lb->sq))
+		lb->sq = NULL; /* no io_uring here: each send on its own */
+	if (lb->epfd < 0 || !lb->bufs || !lb->pipes || !lb->udpbuf || !lb->sent) {
 		int err = lb->epfd < 0 ? errno : ENOMEM;
 		lb_free(lb);
 		return svc_errf(e, err, "userspace balancer: %s", strerror(err));
@@ -2027,6 +2126,8 @@ void lb_free(struct lb *lb)
 	free(lb->bufs);
 	free(lb->pipes);
 	free(lb->udpbuf);
+	sendq_close(lb->sq);
+	free(lb->sent);
 	if (lb->epfd >= 0)
 		close(lb->epfd);
 	free(lb);

@@ -28,6 +28,9 @@ struct lb_config {
 	/* Without the right to add addresses: listen on 127.0.0.1, a port the
 	 * kernel picks per service port (shown by lb_service_listen). */
 	bool loopback_only;
+	/* Make each send on its own, as where io_uring is missing or
+	 * disabled, instead of an epoll batch's sends in one system call. */
+	bool send_one_by_one;
 };
 
 /* One endpoint of one service port. */

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <ev.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -73,12 +74,14 @@ static uint16_t port_of(const char *where)
 	return colon ? (uint16_t)atoi(colon + 1) : 0;
 }
 
-/* Loopback only: nothing here adds an address or needs root. */
-static const struct lb_config cfg = {.connect_timeout = 1,
-				     .drain_grace = 1,
-				     .udp_timeout = 1,
-				     .max_conns = 100,
-				     .loopback_only = true};
+/* Loopback only: nothing here adds an address or needs root.  The
+ * relaying tests run twice: sends batched (io_uring, where the kernel has
+ * it) and one by one. */
+static struct lb_config cfg = {.connect_timeout = 1,
+			       .drain_grace = 1,
+			       .udp_timeout = 1,
+			       .max_conns = 100,
+			       .loopback_only = true};
 
 static void test_all_or_nothing(struct ev_loop *loop)
 {
@@ -410,14 +413,111 @@ static void test_server_speaks_first(struct ev_loop *loop)
 	rig_close(&g.rig);
 }
 
+/* Backpressure: an endpoint behind a small receive buffer reads nothing
+ * until the client can write no more.  The balancer's sends to it come up
+ * short, then say EAGAIN; once it reads, it gets every byte the client
+ * wrote, in order.  The client writes 8 KB a millisecond, so the balancer
+ * reads less than its buffer each time and sends from it (a full buffer
+ * would turn the direction to splice). */
+#define BP_TOTAL (2u << 20)
+#define BP_CHUNK 8192
+
+struct bp {
+	struct rig rig;
+	ev_timer tick;
+	size_t sent, got;
+	bool blocked, wrong;
+};
+
+static uint8_t bp_byte(size_t i)
+{
+	return (uint8_t)(i % 251);
+}
+
+static void bp_on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct bp *b = w->data;
+	uint8_t chunk[BP_CHUNK];
+	size_t n = BP_TOTAL - b->sent < BP_CHUNK ? BP_TOTAL - b->sent : BP_CHUNK;
+	ssize_t k;
+
+	(void)revents;
+	for (size_t i = 0; i < n; i++)
+		chunk[i] = bp_byte(b->sent + i);
+	k = send(b->rig.client, chunk, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (k > 0)
+		b->sent += (size_t)k;
+	else if (k < 0 && errno == EAGAIN && !b->blocked) {
+		b->blocked = true; /* everything between is full: the endpoint reads */
+		if (b->rig.peer >= 0)
+			ev_io_start(loop, &b->rig.peer_io);
+	}
+	if (b->sent == BP_TOTAL)
+		ev_timer_stop(loop, w);
+}
+
+static void bp_on_peer(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct bp *b = w->data;
+	static uint8_t buf[65536];
+	ssize_t n;
+
+	(void)revents;
+	if (!b->blocked) {
+		ev_io_stop(loop, w);
+		return;
+	}
+	n = read(b->rig.peer, buf, sizeof(buf));
+	for (ssize_t i = 0; i < n && !b->wrong; i++)
+		b->wrong = buf[i] != bp_byte(b->got + (size_t)i);
+	if (n > 0)
+		b->got += (size_t)n;
+	if (n == 0 || b->wrong || b->got == BP_TOTAL)
+		ev_break(loop, EVBREAK_ALL);
+}
+
+static void bp_on_cli(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)revents;
+	ev_io_stop(loop, w); /* the endpoint says nothing */
+}
+
+static void test_backpressure(struct ev_loop *loop)
+{
+	struct bp b = {0};
+	int small = 4096, mss = 536;
+
+	/* Small buffers all the way, whatever lo's MTU and the tcp_rmem and
+	 * tcp_wmem limits: the endpoint's window (and, through the MSS it
+	 * announces, the balancer's send buffer towards it) and the client's
+	 * send buffer. */
+	rig_open(loop, &b.rig, "default/sink", 12, 80, bp_on_peer, bp_on_cli);
+	CHECK(setsockopt(b.rig.srv_fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) == 0);
+	CHECK(setsockopt(b.rig.srv_fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss)) == 0);
+	CHECK(setsockopt(b.rig.client, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)) == 0);
+	ev_timer_init(&b.tick, bp_on_tick, 0.001, 0.001);
+	b.tick.data = &b;
+	ev_timer_start(loop, &b.tick);
+	rig_run(loop, &b.rig);
+	ev_timer_stop(loop, &b.tick);
+	CHECK(b.blocked);
+	CHECK(!b.wrong);
+	CHECK(b.got == BP_TOTAL);
+	rig_close(&b.rig);
+}
+
 int main(void)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 
 	test_all_or_nothing(loop);
-	test_relay(loop);
-	test_endpoint_closes_first(loop);
-	test_server_speaks_first(loop);
+	for (int one_by_one = 0; one_by_one < 2; one_by_one++) {
+		cfg.send_one_by_one = one_by_one;
+		test_relay(loop);
+		test_endpoint_closes_first(loop);
+		test_server_speaks_first(loop);
+		test_backpressure(loop);
+	}
 	ev_loop_destroy(loop);
 	return UNIT_DONE("lb");
 }
