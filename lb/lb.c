@@ -2034,6 +2034,7 @@ void lb_stats(const struct lb *lb, struct lb_stats *out)
 	out->listeners = lb->nlisteners;
 	out->accept_paused = lb->accept_paused;
 	out->loopback_only = lb->cfg.loopback_only;
+	out->batched_sends = lb->sq != NULL;
 	while ((ent = smap_next(&lb->svcs, &cur))) {
 		const struct lb_svc *s = ent->val;
 		for (uint32_t i = 0; i < s->nports; i++) {

@@ -90,6 +90,7 @@ struct lb_stats {
 	size_t services, listeners;
 	uint64_t active, total, accept_paused;
 	bool loopback_only;
+	bool batched_sends; /* an epoll batch's sends in one io_uring call */
 };
 void lb_stats(const struct lb *lb, struct lb_stats *out);
 

@@ -696,6 +696,7 @@ static cJSON *op_status(struct conn *c, const cJSON *req)
 		cJSON_AddNumberToObject(u, "total", (double)st.total);
 		cJSON_AddNumberToObject(u, "acceptPauses", (double)st.accept_paused);
 		cJSON_AddBoolToObject(u, "loopbackOnly", st.loopback_only);
+		cJSON_AddBoolToObject(u, "batchedSends", st.batched_sends);
 	}
 	cJSON_AddBoolToObject(resp, "synced", rs.synced);
 	cJSON_AddNumberToObject(resp, "desiredGeneration", (double)rs.desired);

@@ -47,6 +47,11 @@ caps=$(awk '/^CapEff:/ { print $2 }' /proc/"$SVCD_PID"/status)
 st=$(svcctl status -o json)
 assert_eq "$(json_field "$st" mode)" userspace "status mode"
 assert_contains "$st" '"loopbackOnly": true' "status userspace.loopbackOnly"
+# io_uring needs no capability: where the kernel allows it to everyone,
+# the balancer batches its sends.
+if [ "$(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null)" = 0 ]; then
+	assert_contains "$st" '"batchedSends": true' "status userspace.batchedSends"
+fi
 assert_contains "$(cat "$SVCD_LOG")" "nftables cannot be used" "the log says why"
 assert_contains "$(cat "$SVCD_LOG")" "using the userspace balancer" "the log says what instead"
 

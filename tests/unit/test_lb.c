@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "lb.h"
+#include "sendq.h"
 #include "unit.h"
 
 struct seen {
@@ -77,6 +78,7 @@ static uint16_t port_of(const char *where)
 /* Loopback only: nothing here adds an address or needs root.  The
  * relaying tests run twice: sends batched (io_uring, where the kernel has
  * it) and one by one. */
+static bool uring_here; /* sendq_open works: the balancer can batch */
 static struct lb_config cfg = {.connect_timeout = 1,
 			       .drain_grace = 1,
 			       .udp_timeout = 1,
@@ -270,8 +272,11 @@ static void test_relay(struct ev_loop *loop)
 {
 	struct relay r = {0};
 	struct lb_counters tot;
+	struct lb_stats st;
 
 	rig_open(loop, &r.rig, "default/echo", 9, 80, on_peer, on_cli);
+	lb_stats(r.rig.lb, &st);
+	CHECK(st.batched_sends == (uring_here && !cfg.send_one_by_one));
 	CHECK(write(r.rig.client, "hello", 5) == 5);
 	shutdown(r.rig.client, SHUT_WR);
 	rig_run(loop, &r.rig);
@@ -509,6 +514,10 @@ static void test_backpressure(struct ev_loop *loop)
 int main(void)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct sendq *q = NULL;
+
+	uring_here = sendq_open(4, &q) == 0;
+	sendq_close(q);
 
 	test_all_or_nothing(loop);
 	for (int one_by_one = 0; one_by_one < 2; one_by_one++) {
