@@ -20,6 +20,11 @@
  * later (see shut_later), and a reset or write error on one side resets
  * the other (RST for RST).
  *
+ * While an epoll batch is handled, an open connection's buffered sends
+ * wait on lb->sq and go out together at its end (flush_sends, one
+ * io_uring call): each endpoint or client they wake gets its bytes before
+ * any takes the CPU.  Without io_uring each send goes at once.
+ *
  * Objects that events point at are freed a second after they are closed
  * (lb->dead), so a handler may close any connection.  Deadlines use
  * CLOCK_MONOTONIC (now_mono), not libev's wall-clock ev_now. */
