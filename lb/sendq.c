@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: MIT
 /* A batch of sends through io_uring, with the raw system calls (liburing
  * is not needed for one opcode).  The ring is the submitting thread's
- * alone (SINGLE_ISSUER, DEFER_TASKRUN where the kernel has them); a send
- * with MSG_DONTWAIT completes while it is submitted, so a flush waits for
- * nothing. */
+ * alone (SINGLE_ISSUER, DEFER_TASKRUN); a send with MSG_DONTWAIT completes
+ * while it is submitted, so a flush waits for nothing. */
 #include "sendq.h"
 
 #include <errno.h>
@@ -27,23 +26,26 @@ struct sendq {
 	struct io_uring_cqe *cqes;
 };
 
+/* Kernel headers before 6.1 lack these; the kernel says EINVAL. */
+#ifndef IORING_SETUP_SINGLE_ISSUER
+#define IORING_SETUP_SINGLE_ISSUER (1U << 12)
+#endif
+#ifndef IORING_SETUP_DEFER_TASKRUN
+#define IORING_SETUP_DEFER_TASKRUN (1U << 13)
+#endif
+
+/* Linux 6.1 or later only: older kernels' io_uring differs in what a
+ * send that cannot go on at once does, and a batch must never wait. */
 static int ring_setup(unsigned entries, struct io_uring_params *p)
 {
-	static const unsigned tries[] = {
-	    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, /* 6.1 */
-	    IORING_SETUP_COOP_TASKRUN,				     /* 5.19 */
-	    0,
-	};
-	int fd = -1;
+	int fd;
 
-	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
-		memset(p, 0, sizeof(*p));
-		p->flags = tries[i];
-		fd = (int)syscall(__NR_io_uring_setup, entries, p);
-		if (fd >= 0 || errno != EINVAL)
-			break;
-	}
-	return fd < 0 ? -errno : fd;
+	memset(p, 0, sizeof(*p));
+	p->flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+	fd = (int)syscall(__NR_io_uring_setup, entries, p);
+	if (fd < 0)
+		return errno == EINVAL ? -ENOSYS : -errno;
+	return fd;
 }
 
 int sendq_open(unsigned entries, struct sendq **out)
@@ -54,9 +56,9 @@ int sendq_open(unsigned entries, struct sendq **out)
 
 	if (fd < 0)
 		return fd;
-	if (!(p.features & IORING_FEAT_NODROP) || !(q = calloc(1, sizeof(*q)))) {
+	if (!(q = calloc(1, sizeof(*q)))) {
 		close(fd);
-		return fd < 0 ? fd : -ENOSYS; /* a kernel before 5.5: not worth it */
+		return -ENOMEM;
 	}
 	q->fd = fd;
 	q->entries = entries < p.sq_entries ? entries : p.sq_entries; /* never more */

@@ -6,8 +6,9 @@
  * returns to user space right after, where the woken process would take
  * the CPU before the next one is written; the woken processes find more
  * requests each when they run.  Sends never wait (MSG_DONTWAIT): a full
- * socket completes with -EAGAIN.  Where io_uring is missing or disabled,
- * sendq_open fails and the caller sends one at a time. */
+ * socket completes with -EAGAIN.  Where io_uring is missing, disabled or
+ * older than Linux 6.1, sendq_open fails and the caller sends one at a
+ * time. */
 #ifndef SVCD_LB_SENDQ_H
 #define SVCD_LB_SENDQ_H
 
@@ -18,7 +19,7 @@
 struct sendq;
 
 /* A queue for up to entries sends (a power of two).  Returns 0 or
- * -errno (-ENOSYS, -EPERM: io_uring is not available here). */
+ * -errno (-ENOSYS, -EPERM: io_uring is not available here, or too old). */
 int sendq_open(unsigned entries, struct sendq **out);
 void sendq_close(struct sendq *q);
 
