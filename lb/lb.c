@@ -258,6 +258,7 @@ struct lb {
 	bool batching;	      /* handling an epoll batch: sends wait on sq */
 	struct lb_sent *sent; /* the batch's sends, in order; tag i + 1 is sent[i] */
 	size_t nsent;
+	uint64_t sends_batched;
 };
 
 /* --- small helpers ------------------------------------------------------------- */
@@ -1478,6 +1479,7 @@ static void flush_sends(struct lb *lb)
 			continue;
 		}
 		f->queued = false;
+		lb->sends_batched += s->res != -ECANCELED;
 		s->res = flow_sent(s->c, f, s->up ? &s->c->srv : &s->c->cli, s->up, s->res);
 	}
 	for (size_t i = 0; i < lb->nsent; i++) {
@@ -2040,6 +2042,7 @@ void lb_stats(const struct lb *lb, struct lb_stats *out)
 	out->accept_paused = lb->accept_paused;
 	out->loopback_only = lb->cfg.loopback_only;
 	out->batched_sends = lb->sq != NULL;
+	out->sends_batched = lb->sends_batched;
 	while ((ent = smap_next(&lb->svcs, &cur))) {
 		const struct lb_svc *s = ent->val;
 		for (uint32_t i = 0; i < s->nports; i++) {

@@ -90,7 +90,8 @@ struct lb_stats {
 	size_t services, listeners;
 	uint64_t active, total, accept_paused;
 	bool loopback_only;
-	bool batched_sends; /* an epoll batch's sends in one io_uring call */
+	bool batched_sends;	/* an epoll batch's sends in one io_uring call */
+	uint64_t sends_batched; /* sends made that way */
 };
 void lb_stats(const struct lb *lb, struct lb_stats *out);
 

@@ -286,6 +286,8 @@ static void test_relay(struct ev_loop *loop)
 	CHECK(tot.total == 1);
 	CHECK(tot.bytes_in == 5 && tot.bytes_out == 5);
 	CHECK(tot.connect_failures == 0);
+	lb_stats(r.rig.lb, &st);
+	CHECK((st.sends_batched > 0) == st.batched_sends); /* the echo came back that way */
 	rig_close(&r.rig);
 }
 
@@ -421,9 +423,10 @@ static void test_server_speaks_first(struct ev_loop *loop)
 /* Backpressure: an endpoint behind a small receive buffer reads nothing
  * until the client can write no more.  The balancer's sends to it come up
  * short, then say EAGAIN; once it reads, it gets every byte the client
- * wrote, in order.  The client writes 8 KB a millisecond, so the balancer
- * reads less than its buffer each time and sends from it (a full buffer
- * would turn the direction to splice). */
+ * wrote, in order.  The client writes 8 KB a millisecond, so until the
+ * endpoint's side is full the balancer reads less than its buffer each
+ * time and sends from it; what piles up meanwhile fills the buffer at the
+ * next read and goes by splice from then on. */
 #define BP_TOTAL (2u << 20)
 #define BP_CHUNK 8192
 
@@ -511,6 +514,71 @@ static void test_backpressure(struct ev_loop *loop)
 	rig_close(&b.rig);
 }
 
+/* Run the loop without waiting until fd is readable, 2 s at most. */
+static bool spin_until_readable(struct ev_loop *loop, int fd)
+{
+	for (int i = 0; i < 2000; i++) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, 0) == 1)
+			return true;
+		ev_run(loop, EVRUN_NOWAIT);
+		poll(NULL, 0, 1);
+	}
+	return false;
+}
+
+/* A send queued in a batch whose connection then closes in the same batch
+ * is not made: the socket number and the buffer go to the next connection
+ * of that batch, whose endpoint must get its own bytes only.  c1's
+ * endpoint socket takes the lowest free number (the test frees it just
+ * before), so c2's endpoint socket, opened in the batch where c1 closes,
+ * takes it again. */
+static void test_closed_in_batch(struct ev_loop *loop)
+{
+	struct rig r;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct linger rst = {.l_onoff = 1, .l_linger = 0};
+	socklen_t alen = sizeof(a);
+	int low = dup(0), peer1, client2, peer2;
+	char got[64] = {0};
+	size_t ngot = 0;
+	ssize_t n;
+
+	CHECK(low >= 0);
+	rig_open(loop, &r, "default/cancel", 13, 80, NULL, NULL);
+	CHECK(getpeername(r.client, (struct sockaddr *)&a, &alen) == 0);
+	for (int i = 0; i < 3; i++)
+		ev_run(loop, EVRUN_NOWAIT); /* c1 accepted, waiting for its bytes */
+	close(low);
+	CHECK(write(r.client, "a", 1) == 1);
+	CHECK(spin_until_readable(loop, r.srv_fd));
+	peer1 = accept(r.srv_fd, NULL, NULL);
+	CHECK(peer1 >= 0 && read(peer1, got, sizeof(got)) == 1);
+
+	client2 = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK(connect(client2, (struct sockaddr *)&a, sizeof(a)) == 0);
+	for (int i = 0; i < 3; i++)
+		ev_run(loop, EVRUN_NOWAIT); /* c2 accepted, waiting for its bytes */
+	/* One batch: c1 queues "ping", c1's endpoint resets, c2 connects. */
+	CHECK(write(r.client, "ping", 4) == 4);
+	setsockopt(peer1, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+	close(peer1);
+	CHECK(write(client2, "hello", 5) == 5);
+	shutdown(client2, SHUT_WR);
+	CHECK(spin_until_readable(loop, r.srv_fd));
+	peer2 = accept(r.srv_fd, NULL, NULL);
+	CHECK(peer2 >= 0);
+	while (spin_until_readable(loop, peer2) &&
+	       (n = read(peer2, got + ngot, sizeof(got) - 1 - ngot)) > 0)
+		ngot += (size_t)n;
+	got[ngot] = 0;
+	CHECK_STR(got, "hello");
+	close(peer2);
+	close(client2);
+	r.peer = -1;
+	rig_close(&r);
+}
+
 int main(void)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -527,6 +595,8 @@ int main(void)
 		test_server_speaks_first(loop);
 		test_backpressure(loop);
 	}
+	cfg.send_one_by_one = false;
+	test_closed_in_batch(loop);
 	ev_loop_destroy(loop);
 	return UNIT_DONE("lb");
 }
