@@ -579,6 +579,65 @@ static void test_closed_in_batch(struct ev_loop *loop)
 	rig_close(&r);
 }
 
+/* At max_conns connections the balancer accepts no more: a third client
+ * waits in the listen backlog, its endpoint never hears of it, until one
+ * of the two closes; then it goes through with its bytes. */
+static void test_max_conns(struct ev_loop *loop)
+{
+	struct lb_config two = cfg;
+	struct svc_addr vip = {.family = AF_INET, .a = {10, 96, 0, 14}};
+	struct lb_target t = {.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}};
+	struct lb_port_spec ps = {.proto = IPPROTO_TCP, .port = 80, .targets = &t, .ntargets = 1};
+	struct lb_service_spec spec = {.addrs = &vip, .naddrs = 1, .ports = &ps, .nports = 1};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct svc_err e = {0};
+	struct lb *lb = NULL;
+	struct lb_stats st;
+	struct seen seen;
+	int srv = listener(&t.port), cli[3], peer[3] = {-1, -1, -1}, rc;
+	struct pollfd p = {.fd = srv, .events = POLLIN};
+	char got[8] = {0};
+
+	two.max_conns = 2;
+	CHECK(srv >= 0);
+	CHECK(lb_new(loop, &two, &lb, &e) == 0);
+	CHECK(lb_service_set(lb, "default/two", &spec, &e) == 0);
+	seen = walk(lb, "default/two", &rc);
+	a.sin_port = htons(port_of(seen.listen[0]));
+	for (int i = 0; i < 3; i++) {
+		cli[i] = socket(AF_INET, SOCK_STREAM, 0);
+		CHECK(connect(cli[i], (struct sockaddr *)&a, sizeof(a)) == 0);
+		CHECK(write(cli[i], "x", 1) == 1);
+	}
+	for (int i = 0; i < 2; i++) {
+		CHECK(spin_until_readable(loop, srv));
+		peer[i] = accept(srv, NULL, NULL);
+		CHECK(peer[i] >= 0);
+	}
+	for (int i = 0; i < 100; i++) { /* 100 ms: the third would be through by now */
+		ev_run(loop, EVRUN_NOWAIT);
+		poll(NULL, 0, 1);
+	}
+	CHECK(poll(&p, 1, 0) == 0);
+	lb_stats(lb, &st);
+	CHECK(st.accept_paused == 1);
+	CHECK(st.active == 2);
+
+	close(cli[0]); /* one ends: the third client is accepted */
+	close(peer[0]);
+	CHECK(spin_until_readable(loop, srv));
+	peer[2] = accept(srv, NULL, NULL);
+	CHECK(peer[2] >= 0);
+	CHECK(spin_until_readable(loop, peer[2]) && read(peer[2], got, sizeof(got)) == 1);
+	CHECK_STR(got, "x");
+	for (int i = 1; i < 3; i++) {
+		close(cli[i]);
+		close(peer[i]);
+	}
+	close(srv);
+	lb_free(lb);
+}
+
 int main(void)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -597,6 +656,7 @@ int main(void)
 	}
 	cfg.send_one_by_one = false;
 	test_closed_in_batch(loop);
+	test_max_conns(loop);
 	ev_loop_destroy(loop);
 	return UNIT_DONE("lb");
 }
