@@ -638,6 +638,78 @@ static void test_max_conns(struct ev_loop *loop)
 	lb_free(lb);
 }
 
+static void udp_echo(struct ev_loop *loop, ev_io *w, int revents)
+{
+	char buf[64];
+	struct sockaddr_storage from;
+	socklen_t len = sizeof(from);
+	ssize_t n = recvfrom(w->fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len);
+
+	(void)loop;
+	(void)revents;
+	if (n > 0)
+		sendto(w->fd, buf, (size_t)n, 0, (struct sockaddr *)&from, len);
+}
+
+/* A UDP service over an endpoint that refuses (a closed port) and one that
+ * echoes: the session on the refusing one ends at its ICMP refusal, so a
+ * client that sends again is answered by the other.  Two clients, so that
+ * round-robin gives the refusing endpoint one of them. */
+static void test_udp_failover(struct ev_loop *loop)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	int echo = socket(AF_INET, SOCK_DGRAM, 0), gone = socket(AF_INET, SOCK_DGRAM, 0), rc;
+	struct svc_addr vip = {.family = AF_INET, .a = {10, 96, 0, 15}};
+	struct lb_target t[2] = {{.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}},
+				 {.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}}};
+	struct lb_port_spec ps = {.proto = IPPROTO_UDP, .port = 53, .targets = t, .ntargets = 2};
+	struct lb_service_spec spec = {.addrs = &vip, .naddrs = 1, .ports = &ps, .nports = 1};
+	struct svc_err e = {0};
+	struct lb *lb = NULL;
+	struct lb_counters tot;
+	struct seen seen;
+	ev_io echo_io;
+
+	CHECK(bind(echo, (struct sockaddr *)&a, sizeof(a)) == 0);
+	CHECK(getsockname(echo, (struct sockaddr *)&a, &alen) == 0);
+	t[1].port = ntohs(a.sin_port);
+	a.sin_port = 0;
+	CHECK(bind(gone, (struct sockaddr *)&a, sizeof(a)) == 0);
+	CHECK(getsockname(gone, (struct sockaddr *)&a, &alen) == 0);
+	t[0].port = ntohs(a.sin_port);
+	close(gone); /* nothing listens there now: ICMP port unreachable */
+	ev_io_init(&echo_io, udp_echo, echo, EV_READ);
+	ev_io_start(loop, &echo_io);
+	CHECK(lb_new(loop, &cfg, &lb, &e) == 0);
+	CHECK(lb_service_set(lb, "default/dns", &spec, &e) == 0);
+	seen = walk(lb, "default/dns", &rc);
+	a.sin_port = htons(port_of(seen.listen[0]));
+
+	for (int c = 0; c < 2; c++) {
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		char got[8] = {0};
+		bool answered = false;
+		CHECK(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+		for (int try = 0; try < 3 && !answered; try++) {
+			struct pollfd p = {.fd = fd, .events = POLLIN};
+			CHECK(send(fd, "q", 1, 0) == 1);
+			for (int i = 0; i < 200 && !answered; i++) { /* 200 ms */
+				ev_run(loop, EVRUN_NOWAIT);
+				answered = poll(&p, 1, 1) == 1;
+			}
+		}
+		CHECK(answered && recv(fd, got, sizeof(got), 0) == 1);
+		CHECK_STR(got, "q");
+		close(fd);
+	}
+	CHECK(lb_service_walk(lb, "default/dns", NULL, NULL, &tot, NULL) == 0);
+	CHECK(tot.connect_failures == 1); /* the refusing endpoint, then passed over */
+	ev_io_stop(loop, &echo_io);
+	close(echo);
+	lb_free(lb);
+}
+
 int main(void)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -657,6 +729,7 @@ int main(void)
 	cfg.send_one_by_one = false;
 	test_closed_in_batch(loop);
 	test_max_conns(loop);
+	test_udp_failover(loop);
 	ev_loop_destroy(loop);
 	return UNIT_DONE("lb");
 }
