@@ -147,8 +147,8 @@ struct lb_flow {
 	int pipe[2];	   /* spliced: pipe[0] holds inpipe bytes */
 	size_t inpipe;
 	bool want_splice; /* a read filled the buffer: splice from now on */
-	bool queued;	  /* buf[off, len) is on lb->sq, in slot */
-	unsigned slot;
+	bool queued;	  /* buf[off, len) is send sq_i of lb->sq's batch */
+	int sq_i;
 };
 
 /* Connections waiting for a deadline, in a queue where every wait is the
@@ -221,11 +221,10 @@ struct lb_vip {
 	char key[SVC_ADDR_STRLEN];
 };
 
-/* A send on lb->sq: whose, and its result once flushed. */
+/* Send i of lb->sq's batch: whose. */
 struct lb_sent {
 	struct lb_conn *c;
 	bool up;
-	int res;
 };
 
 struct lb {
@@ -254,9 +253,10 @@ struct lb {
 	int (*pipes)[2]; /* idle pipes */
 	size_t npipes;
 	uint8_t *udpbuf;
-	struct sendq *sq;     /* NULL: no io_uring, each send on its own */
-	bool batching;	      /* handling an epoll batch: sends wait on sq */
-	struct lb_sent *sent; /* the batch's sends, in order; tag i + 1 is sent[i] */
+	struct sendq *sq;	       /* NULL: no io_uring, each send on its own */
+	bool batching;		       /* handling an epoll batch: sends wait on sq */
+	struct lb_sent sent[LB_SENDQ]; /* the batch's sends, in order */
+	int sent_res[LB_SENDQ];	       /* their results, once flushed */
 	size_t nsent;
 	uint64_t sends_batched;
 };
@@ -752,7 +752,7 @@ static void conn_close(struct lb_conn *c, bool reset)
 	for (int i = 0; i < 2; i++) {
 		struct lb_flow *f = i ? &c->down : &c->up;
 		if (f->queued)
-			sendq_cancel(lb->sq, f->slot);
+			sendq_cancel(lb->sq, f->sq_i);
 		f->queued = false;
 	}
 	flow_release(lb, &c->up);
@@ -1016,10 +1016,9 @@ static int flow_out(struct lb_conn *c, struct lb_flow *f, struct lb_half *dst, b
 			continue;
 		}
 		if (lb->batching && !more && c->state == C_OPEN &&
-		    sendq_add(lb->sq, dst->fd, f->buf + f->off, f->len - f->off, MSG_NOSIGNAL,
-			      lb->nsent + 1, &f->slot)) {
-			lb->sent[lb->nsent++] =
-			    (struct lb_sent){.c = c, .up = up, .res = -ECANCELED};
+		    (f->sq_i = sendq_add(lb->sq, dst->fd, f->buf + f->off, f->len - f->off,
+					 MSG_NOSIGNAL)) >= 0) {
+			lb->sent[lb->nsent++] = (struct lb_sent){.c = c, .up = up};
 			f->queued = true;
 			return 0;
 		}
@@ -1449,14 +1448,6 @@ static void free_dead(struct lb *lb)
 	free_dead_force(lb, false);
 }
 
-static void on_sent(void *arg, uint64_t tag, int res)
-{
-	struct lb *lb = arg;
-
-	if (tag && tag <= lb->nsent)
-		lb->sent[tag - 1].res = res;
-}
-
 /* Make the sends an epoll batch queued, then go on with each connection
  * as flow_out would have (a full socket, a reset, the FIN after the last
  * bytes, the next read).  Every result is taken before any connection
@@ -1467,26 +1458,27 @@ static void flush_sends(struct lb *lb)
 	if (!lb->nsent)
 		return;
 	lb->batching = false;
-	if (sendq_flush(lb->sq, on_sent, lb)) {
+	if (sendq_flush(lb->sq, lb->sent_res)) {
 		sendq_close(lb->sq);
 		lb->sq = NULL;
 	}
 	for (size_t i = 0; i < lb->nsent; i++) {
 		struct lb_sent *s = &lb->sent[i];
 		struct lb_flow *f = s->up ? &s->c->up : &s->c->down;
-		if (s->c->state == C_DEAD || !f->queued) {
+		int *res = &lb->sent_res[i];
+		if (s->c->state == C_DEAD) { /* closed in the batch: cancelled */
 			s->c = NULL;
 			continue;
 		}
 		f->queued = false;
-		lb->sends_batched += s->res != -ECANCELED;
-		s->res = flow_sent(s->c, f, s->up ? &s->c->srv : &s->c->cli, s->up, s->res);
+		lb->sends_batched += *res != -ECANCELED;
+		*res = flow_sent(s->c, f, s->up ? &s->c->srv : &s->c->cli, s->up, *res);
 	}
 	for (size_t i = 0; i < lb->nsent; i++) {
 		struct lb_sent *s = &lb->sent[i];
 		if (!s->c || s->c->state == C_DEAD) /* closed by its other direction's result */
 			continue;
-		if (s->res)
+		if (lb->sent_res[i])
 			conn_close(s->c, true); /* a reset (or a write error) resets both */
 		else
 			conn_pump(s->c);
@@ -2072,10 +2064,9 @@ int lb_new(struct ev_loop *loop, const struct lb_config *cfg, struct lb **out, s
 	lb->bufs = calloc(LB_BUFS_KEPT, sizeof(*lb->bufs));
 	lb->pipes = calloc(LB_PIPES_KEPT, sizeof(*lb->pipes));
 	lb->udpbuf = malloc(LB_UDP_MAX);
-	lb->sent = calloc(LB_SENDQ, sizeof(*lb->sent));
-	if (lb->sent && !cfg->send_one_by_one && sendq_open(LB_SENDQ, &lb->sq))
+	if (!cfg->send_one_by_one && sendq_open(LB_SENDQ, &lb->sq))
 		lb->sq = NULL; /* no io_uring here: each send on its own */
-	if (lb->epfd < 0 || !lb->bufs || !lb->pipes || !lb->udpbuf || !lb->sent) {
+	if (lb->epfd < 0 || !lb->bufs || !lb->pipes || !lb->udpbuf) {
 		int err = lb->epfd < 0 ? errno : ENOMEM;
 		lb_free(lb);
 		return svc_errf(e, err, "userspace balancer: %s", strerror(err));
@@ -2136,7 +2127,6 @@ void lb_free(struct lb *lb)
 	free(lb->pipes);
 	free(lb->udpbuf);
 	sendq_close(lb->sq);
-	free(lb->sent);
 	if (lb->epfd >= 0)
 		close(lb->epfd);
 	free(lb);

@@ -16,7 +16,8 @@
 
 struct sendq {
 	int fd;
-	unsigned entries, queued;
+	unsigned entries, queued; /* sends in this batch, at most entries */
+	unsigned base;		  /* the SQ tail where this batch begins */
 	void *sq_map, *cq_map;
 	size_t sq_len, cq_len;
 	struct io_uring_sqe *sqes;
@@ -107,16 +108,20 @@ void sendq_close(struct sendq *q)
 	free(q);
 }
 
-bool sendq_add(struct sendq *q, int fd, const void *buf, size_t len, int flags, uint64_t tag,
-	       unsigned *slot)
+/* Send i's user_data is i; a cancelled one's is this. */
+#define CANCELLED UINT64_MAX
+
+int sendq_add(struct sendq *q, int fd, const void *buf, size_t len, int flags)
 {
 	unsigned tail = *q->sq_tail, i;
 	struct io_uring_sqe *s;
 
 	/* The kernel consumes every queued entry at each flush, so the ring
-	 * holds only what this batch queued. */
+	 * holds only this batch. */
 	if (q->queued == q->entries || len > UINT32_MAX)
-		return false;
+		return -1;
+	if (!q->queued)
+		q->base = tail;
 	i = tail & *q->sq_mask;
 	s = &q->sqes[i];
 	memset(s, 0, sizeof(*s));
@@ -125,48 +130,43 @@ bool sendq_add(struct sendq *q, int fd, const void *buf, size_t len, int flags, 
 	s->addr = (uint64_t)(uintptr_t)buf;
 	s->len = (uint32_t)len;
 	s->msg_flags = (uint32_t)(flags | MSG_DONTWAIT);
-	s->user_data = tag;
+	s->user_data = q->queued;
 	q->sq_array[i] = i;
 	__atomic_store_n(q->sq_tail, tail + 1, __ATOMIC_RELEASE);
-	q->queued++;
-	*slot = i;
-	return true;
+	return (int)q->queued++;
 }
 
-/* The kernel reads the entry only when it is submitted: until then it can
+/* The kernel reads an entry only when it is submitted: until then it can
  * become a no-op, whose completion reap() drops. */
-void sendq_cancel(struct sendq *q, unsigned slot)
+void sendq_cancel(struct sendq *q, int i)
 {
-	struct io_uring_sqe *s = &q->sqes[slot & *q->sq_mask];
+	struct io_uring_sqe *s = &q->sqes[(q->base + (unsigned)i) & *q->sq_mask];
 
 	memset(s, 0, sizeof(*s));
 	s->opcode = IORING_OP_NOP;
-	s->user_data = 0;
+	s->user_data = CANCELLED;
 }
 
-unsigned sendq_queued(const struct sendq *q)
-{
-	return q->queued;
-}
-
-static unsigned reap(struct sendq *q, sendq_done_fn done, void *arg)
+static unsigned reap(struct sendq *q, int *res)
 {
 	unsigned head = *q->cq_head, tail = __atomic_load_n(q->cq_tail, __ATOMIC_ACQUIRE), n = 0;
 
 	for (; head != tail; head++, n++) {
 		const struct io_uring_cqe *c = &q->cqes[head & *q->cq_mask];
-		if (c->user_data) /* 0: cancelled */
-			done(arg, c->user_data, c->res);
+		if (c->user_data < q->queued)
+			res[c->user_data] = c->res;
 	}
 	__atomic_store_n(q->cq_head, head, __ATOMIC_RELEASE);
 	return n;
 }
 
-int sendq_flush(struct sendq *q, sendq_done_fn done, void *arg)
+int sendq_flush(struct sendq *q, int *res)
 {
 	unsigned unsubmitted = q->queued, left = q->queued;
 	int err = 0;
 
+	for (unsigned i = 0; i < q->queued; i++)
+		res[i] = -ECANCELED;
 	while (left && !err) {
 		long n = syscall(__NR_io_uring_enter, q->fd, unsubmitted,
 				 left > unsubmitted ? 1 : 0, IORING_ENTER_GETEVENTS, NULL, 0);
@@ -175,12 +175,12 @@ int sendq_flush(struct sendq *q, sendq_done_fn done, void *arg)
 			err = -errno;
 		else if (n > 0)
 			unsubmitted -= (unsigned)n;
-		got = reap(q, done, arg);
+		got = reap(q, res);
 		left -= got;
 		if (!err && n == 0 && !got)
 			err = -EAGAIN; /* the kernel takes none (out of memory) */
 	}
-	/* What the kernel did not take is taken back, unreported. */
+	/* What the kernel did not take is taken back, not made. */
 	__atomic_store_n(q->sq_tail, *q->sq_tail - unsubmitted, __ATOMIC_RELEASE);
 	q->queued = 0;
 	return err;

@@ -23,20 +23,18 @@ struct sendq;
 int sendq_open(unsigned entries, struct sendq **out);
 void sendq_close(struct sendq *q);
 
-/* Queue send(fd, buf, len, flags | MSG_DONTWAIT), tag not 0, and say
- * which slot it took; fd and buf must stay until the flush or a sendq_cancel.  Returns
- * false when the queue is full (send it now instead). */
-bool sendq_add(struct sendq *q, int fd, const void *buf, size_t len, int flags, uint64_t tag,
-	       unsigned *slot);
-/* The send queued in slot is not made; the flush reports nothing for it. */
-void sendq_cancel(struct sendq *q, unsigned slot);
-unsigned sendq_queued(const struct sendq *q);
+/* Queue send(fd, buf, len, flags | MSG_DONTWAIT) as the batch's next
+ * send; fd and buf must stay until the flush or sendq_cancel.  Returns its
+ * number in the batch (0, 1, ...), or -1 when the batch is full (send it
+ * now instead). */
+int sendq_add(struct sendq *q, int fd, const void *buf, size_t len, int flags);
+/* Send i of the batch is not made. */
+void sendq_cancel(struct sendq *q, int i);
 
-/* Issue what is queued and report each send's result (bytes, or -errno)
- * to done, with its tag.  Returns 0, or -errno when the ring failed: the
- * sends not reported were not made (a send taken by the kernel completes
- * while it is submitted, so none is left half way). */
-typedef void (*sendq_done_fn)(void *arg, uint64_t tag, int res);
-int sendq_flush(struct sendq *q, sendq_done_fn done, void *arg);
+/* Make the batch's sends: res[i] gets send i's result, bytes or -errno,
+ * and -ECANCELED for one cancelled or, when the ring failed, not made (a
+ * send the kernel took completes while it is submitted, so none is left
+ * half way).  Returns 0, or -errno when the ring failed. */
+int sendq_flush(struct sendq *q, int *res);
 
 #endif
