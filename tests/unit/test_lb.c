@@ -85,6 +85,32 @@ static struct lb_config cfg = {.connect_timeout = 1,
 			       .max_conns = 100,
 			       .loopback_only = true};
 
+/* A balancer (configuration c) with service KEY: ClusterIP 10.96.0.VIP,
+ * PORT/PROTO over endpoints on 127.0.0.1 at EPS[N] (N <= 4).  Returns
+ * the address it listens on (loopback only: a port the kernel picked). */
+static struct sockaddr_in svc_open(struct ev_loop *loop, const struct lb_config *c, const char *key,
+				   uint8_t vip_last, uint8_t proto, uint16_t port,
+				   const uint16_t *eps, uint32_t n, struct lb **out)
+{
+	struct svc_addr vip = {.family = AF_INET, .a = {10, 96, 0, vip_last}};
+	struct lb_target t[4];
+	struct lb_port_spec ps = {.proto = proto, .port = port, .targets = t, .ntargets = n};
+	struct lb_service_spec spec = {.addrs = &vip, .naddrs = 1, .ports = &ps, .nports = 1};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct svc_err e = {0};
+	struct seen seen;
+	int rc;
+
+	for (uint32_t i = 0; i < n && i < 4; i++)
+		t[i] = (struct lb_target){.addr = {.family = AF_INET, .a = {127, 0, 0, 1}},
+					  .port = eps[i]};
+	CHECK(lb_new(loop, c, out, &e) == 0);
+	CHECK(lb_service_set(*out, key, &spec, &e) == 0);
+	seen = walk(*out, key, &rc);
+	a.sin_port = htons(port_of(seen.listen[0]));
+	return a;
+}
+
 static void test_all_or_nothing(struct ev_loop *loop)
 {
 	struct svc_addr vip = {.family = AF_INET, .a = {10, 96, 0, 9}};
@@ -181,22 +207,13 @@ static void rig_open(struct ev_loop *loop, struct rig *r, const char *key, uint8
 		     uint16_t port, void (*on_peer)(struct ev_loop *, ev_io *, int),
 		     void (*on_cli)(struct ev_loop *, ev_io *, int))
 {
-	struct svc_addr vip = {.family = AF_INET, .a = {10, 96, 0, vip_last}};
-	struct lb_target t = {.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}};
-	struct lb_port_spec ps = {.proto = IPPROTO_TCP, .port = port, .targets = &t, .ntargets = 1};
-	struct lb_service_spec spec = {.addrs = &vip, .naddrs = 1, .ports = &ps, .nports = 1};
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	struct svc_err e = {0};
-	struct seen s;
-	int rc;
+	uint16_t ep;
+	struct sockaddr_in a;
 
 	r->peer = -1;
-	r->srv_fd = listener(&t.port);
+	r->srv_fd = listener(&ep);
 	CHECK(r->srv_fd >= 0);
-	CHECK(lb_new(loop, &cfg, &r->lb, &e) == 0);
-	CHECK(lb_service_set(r->lb, key, &spec, &e) == 0);
-	s = walk(r->lb, key, &rc);
-	a.sin_port = htons(port_of(s.listen[0]));
+	a = svc_open(loop, &cfg, key, vip_last, IPPROTO_TCP, port, &ep, 1, &r->lb);
 	r->client = socket(AF_INET, SOCK_STREAM, 0);
 	CHECK(connect(r->client, (struct sockaddr *)&a, sizeof(a)) == 0);
 	ev_io_init(&r->srv_io, rig_on_srv, r->srv_fd, EV_READ);
@@ -585,25 +602,17 @@ static void test_closed_in_batch(struct ev_loop *loop)
 static void test_max_conns(struct ev_loop *loop)
 {
 	struct lb_config two = cfg;
-	struct svc_addr vip = {.family = AF_INET, .a = {10, 96, 0, 14}};
-	struct lb_target t = {.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}};
-	struct lb_port_spec ps = {.proto = IPPROTO_TCP, .port = 80, .targets = &t, .ntargets = 1};
-	struct lb_service_spec spec = {.addrs = &vip, .naddrs = 1, .ports = &ps, .nports = 1};
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	struct svc_err e = {0};
 	struct lb *lb = NULL;
 	struct lb_stats st;
-	struct seen seen;
-	int srv = listener(&t.port), cli[3], peer[3] = {-1, -1, -1}, rc;
+	struct sockaddr_in a;
+	uint16_t ep;
+	int srv = listener(&ep), cli[3], peer[3] = {-1, -1, -1};
 	struct pollfd p = {.fd = srv, .events = POLLIN};
 	char got[8] = {0};
 
 	two.max_conns = 2;
 	CHECK(srv >= 0);
-	CHECK(lb_new(loop, &two, &lb, &e) == 0);
-	CHECK(lb_service_set(lb, "default/two", &spec, &e) == 0);
-	seen = walk(lb, "default/two", &rc);
-	a.sin_port = htons(port_of(seen.listen[0]));
+	a = svc_open(loop, &two, "default/two", 14, IPPROTO_TCP, 80, &ep, 1, &lb);
 	for (int i = 0; i < 3; i++) {
 		cli[i] = socket(AF_INET, SOCK_STREAM, 0);
 		CHECK(connect(cli[i], (struct sockaddr *)&a, sizeof(a)) == 0);
@@ -659,32 +668,23 @@ static void test_udp_failover(struct ev_loop *loop)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t alen = sizeof(a);
-	int echo = socket(AF_INET, SOCK_DGRAM, 0), gone = socket(AF_INET, SOCK_DGRAM, 0), rc;
-	struct svc_addr vip = {.family = AF_INET, .a = {10, 96, 0, 15}};
-	struct lb_target t[2] = {{.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}},
-				 {.addr = {.family = AF_INET, .a = {127, 0, 0, 1}}}};
-	struct lb_port_spec ps = {.proto = IPPROTO_UDP, .port = 53, .targets = t, .ntargets = 2};
-	struct lb_service_spec spec = {.addrs = &vip, .naddrs = 1, .ports = &ps, .nports = 1};
-	struct svc_err e = {0};
+	int echo = socket(AF_INET, SOCK_DGRAM, 0), gone = socket(AF_INET, SOCK_DGRAM, 0);
+	uint16_t eps[2]; /* the refusing one first */
 	struct lb *lb = NULL;
 	struct lb_counters tot;
-	struct seen seen;
 	ev_io echo_io;
 
 	CHECK(bind(echo, (struct sockaddr *)&a, sizeof(a)) == 0);
 	CHECK(getsockname(echo, (struct sockaddr *)&a, &alen) == 0);
-	t[1].port = ntohs(a.sin_port);
+	eps[1] = ntohs(a.sin_port);
 	a.sin_port = 0;
 	CHECK(bind(gone, (struct sockaddr *)&a, sizeof(a)) == 0);
 	CHECK(getsockname(gone, (struct sockaddr *)&a, &alen) == 0);
-	t[0].port = ntohs(a.sin_port);
+	eps[0] = ntohs(a.sin_port);
 	close(gone); /* nothing listens there now: ICMP port unreachable */
 	ev_io_init(&echo_io, udp_echo, echo, EV_READ);
 	ev_io_start(loop, &echo_io);
-	CHECK(lb_new(loop, &cfg, &lb, &e) == 0);
-	CHECK(lb_service_set(lb, "default/dns", &spec, &e) == 0);
-	seen = walk(lb, "default/dns", &rc);
-	a.sin_port = htons(port_of(seen.listen[0]));
+	a = svc_open(loop, &cfg, "default/dns", 15, IPPROTO_UDP, 53, eps, 2, &lb);
 
 	for (int c = 0; c < 2; c++) {
 		int fd = socket(AF_INET, SOCK_DGRAM, 0);
